@@ -1,0 +1,145 @@
+# ckring — build, test and tooling.  `make help` lists the targets.
+# Quiet unless V=1.  Strict warnings; WERROR=1 (CI) turns them into errors.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+V       ?= 0
+WERROR  ?= 0
+
+Q := $(if $(filter 1,$(V)),,@)
+say = $(if $(filter 1,$(V)),,@printf '  %-7s %s\n' $(1) $(2);)
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-align -Wformat=2 -Wvla -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+OPT     ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -I.
+CFLAGS  += -std=c11 $(OPT) $(WARN) -fPIC -pthread -msse4.2 -MMD -MP $(XCFLAGS)
+LDLIBS  += -llmdb -lpthread -lrt $(XLDLIBS)
+LDFLAGS += $(XLDFLAGS)
+
+LIB_SRC   := $(wildcard shm/*.c ring/*.c event/*.c client/*.c persist/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The same sources with test hooks compiled in (tests link this one).
+HOOK_OBJ  := $(LIB_SRC:%.c=$(BUILD)/hooks/%.o)
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOLS     := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(wildcard tests/helpers/*.c)
+TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
+
+# Tests that exercise concurrency; `make tsan` runs these under ThreadSanitizer.
+TSAN_TESTS ?= test_ring_stress test_client_threads
+
+DEBIAN_PKGS := liblmdb-dev libcmocka-dev liburcu-dev lmdb-utils pkg-config \
+               python3 spin clang libclang-rt-14-dev
+
+.PHONY: all lib tools tests test check asan tsan deps demo model install \
+        uninstall clean help
+
+## all: build the libraries and the tools
+all: lib tools
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## deps: install the Debian packages ckring needs (apt-get, when missing)
+deps:
+	$(Q)missing=""; for p in $(DEBIAN_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "  DEPS   installing:$$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## lib: build libckring.a and libckring.so
+lib: $(BUILD)/libckring.a $(BUILD)/libckring.so
+
+$(BUILD)/libckring.a: $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libckring.so: $(LIB_OBJ)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libckring.so.1 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/libckring-test.a: $(HOOK_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/hooks/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$< [hooks])
+	$(Q)$(CC) $(CPPFLAGS) -DCKR_TEST_HOOKS $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: CPPFLAGS += -DCKR_TEST_HOOKS
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+## tools: build ckring-flusher, ckring-inspect, ckring-load, ckring-bench, ckring-demo
+tools: $(TOOLS)
+
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(LDLIBS) -lm
+
+tests: $(TESTS) $(TOOLS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a \
+	  $(LDFLAGS) $(LDLIBS) -lcmocka -lm
+
+## test: install missing packages, build, run every test
+test: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) bash tests/run.sh $(TESTS)
+
+check: test
+
+## asan: build in build-asan/ with ASan+UBSan and run every test
+asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g' \
+	  XCFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
+	  XLDFLAGS='-fsanitize=address,undefined' test
+
+## tsan: build in build-tsan/ with ThreadSanitizer and run the concurrent tests
+tsan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT='-O1 -g' \
+	  XCFLAGS='-fsanitize=thread' XLDFLAGS='-fsanitize=thread' \
+	  $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+	$(Q)BUILD=build-tsan bash tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+
+## model: verify the Promela model of the lane protocol with spin
+model: deps
+	$(Q)bash ring/model/run.sh
+
+## demo: the recovery demo (the main job) on a default segment and database
+demo: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)$(BUILD)/bin/ckring-demo
+
+## install: install libraries, header, pkg-config file, tools, man pages
+install: all
+	$(Q)bash packaging/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
+
+## clean: remove build output
+clean:
+	$(Q)rm -rf build build-asan build-tsan
+
+-include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) \
+  $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)

@@ -1,0 +1,105 @@
+/*
+ * event.h — checkpoint events and their one wire encoding.
+ *
+ * An event is what a producer pushes as one ring record: begin, message,
+ * phase, complete or fail, each carrying the run id, the run's incarnation
+ * (fencing) and the run's own sequence number. The same bytes are the value
+ * of an event row in the store (persist/FORMAT.md), so this file is also
+ * part of the on-disk format.
+ *
+ * Wire format, little-endian, no padding:
+ *     0  u8  version (CKR_EVENT_VERSION)
+ *     1  u8  type (ckr_event_type)
+ *     2  u8  id_len (1..64)
+ *     3  u8  flags (0)
+ *     4  u32 incarnation (>= 1)
+ *     8  u64 seq
+ *    16  id[id_len]
+ *        then by type:
+ *    BEGIN    u8 kind, u8 label_len, u16 0, u32 owner_pid, u64 owner_start,
+ *             u32 meta_len, label[label_len], meta[meta_len]
+ *    MESSAGE  u32 len, data[len]
+ *    PHASE    u32 index, u16 name_len, u16 0, u32 len, name[name_len], data[len]
+ *    COMPLETE (nothing)
+ *    FAIL     u32 len, error[len]
+ * The encoding must fill the record exactly: trailing bytes are an error.
+ *
+ * Concurrency: all functions are pure; any thread may call them.
+ */
+#ifndef CKR_EVENT_H
+#define CKR_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckring.h"
+
+#define CKR_EVENT_VERSION 1
+#define CKR_EVENT_HEADER 16 /* bytes before the id */
+
+typedef enum ckr_event_type {
+	CKR_EV_BEGIN = 1,
+	CKR_EV_MESSAGE = 2,
+	CKR_EV_PHASE = 3,
+	CKR_EV_COMPLETE = 4,
+	CKR_EV_FAIL = 5,
+} ckr_event_type;
+
+/* A decoded event. Pointers refer into the buffer it was decoded from. */
+typedef struct ckr_event {
+	ckr_event_type type;
+	uint32_t incarnation;
+	uint64_t seq;
+	const uint8_t *id;
+	size_t id_len;
+	union {
+		struct {
+			ckr_kind kind;
+			uint32_t owner_pid;
+			uint64_t owner_start;
+			const char *label;
+			size_t label_len;
+			const uint8_t *meta;
+			size_t meta_len;
+		} begin;
+		struct {
+			const uint8_t *data;
+			size_t len;
+		} message;
+		struct {
+			uint32_t index;
+			const char *name;
+			size_t name_len;
+			const uint8_t *data;
+			size_t len;
+		} phase;
+		struct {
+			const char *error;
+			size_t len;
+		} fail;
+	} u;
+} ckr_event;
+
+/* The encoded size of ev, or 0 when ev is not encodable (bad id length,
+ * label over 255 bytes, name over 65535 bytes, a length over 4 GiB). */
+size_t ckr_event_size(const ckr_event *ev);
+
+/*
+ * Encode ev into buf (cap bytes).
+ * @return the bytes written; 0 if ev is not encodable or cap is too small
+ *         (nothing is written then). This function has no other failure.
+ */
+size_t ckr_event_encode(const ckr_event *ev, void *buf, size_t cap);
+
+/*
+ * Decode exactly len bytes. Safe on any input: it reads nothing outside
+ * [buf, buf+len) and accepts only a well-formed event.
+ * @return 0; CKR_ECORRUPT malformed (bad version, type, lengths, trailing
+ *         bytes, id length 0 or > 64, incarnation 0, unknown kind).
+ */
+int ckr_event_decode(const void *buf, size_t len, ckr_event *ev);
+
+/* The name of an event type ("begin", ...), "unknown" for others. */
+const char *ckr_event_type_name(int type);
+
+#endif /* CKR_EVENT_H */

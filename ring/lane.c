@@ -1,0 +1,366 @@
+/*
+ * lane.c — the lane protocol of ring/PROTOCOL.md: producers claim by CAS on
+ * the tail, seal their record with a release store; the single consumer reads
+ * by acquiring seals and publishes its head only after the store commit.
+ *
+ * Invariants (enforced where marked):
+ *  - tail - head <= capacity, so a claim never overlaps an unpersisted record
+ *    (P3);
+ *  - every byte below tail is claimed; a claim is [old tail, new tail) of one
+ *    successful CAS (P4);
+ *  - a seal is valid only for its own position (lap + bounds), so stale bytes
+ *    of an earlier lap are never mistaken for a record and the consumer never
+ *    has to zero what it consumed (seal_valid);
+ *  - the consumer skips an open claim only when no writer can exist (C4).
+ */
+#include "ring/lane.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "ring/crc32c.h"
+
+#ifdef CKR_TEST_HOOKS
+void (*ckr_lane_test_after_claim)(ckr_lane *l, uint64_t pos);
+#endif
+
+#define LAP_BITS 40
+#define LAP_MASK ((UINT64_C(1) << LAP_BITS) - 1)
+#define LEN_BITS 22
+
+static inline uint64_t align8(uint64_t v)
+{
+	return (v + 7) & ~UINT64_C(7);
+}
+
+static inline uint64_t seal_make(const ckr_lane *l, uint64_t pos, uint64_t len,
+				 unsigned state)
+{
+	return ((pos >> l->shift) & LAP_MASK) << 24 | (len >> 3) << 2 | state;
+}
+
+static inline unsigned seal_state(uint64_t w)
+{
+	return (unsigned)(w & 3);
+}
+
+static inline uint64_t seal_len(uint64_t w)
+{
+	return ((w >> 2) & ((UINT64_C(1) << LEN_BITS) - 1)) << 3;
+}
+
+static inline _Atomic uint64_t *seal_at(const ckr_lane *l, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(void *)(l->data + (pos & l->mask));
+}
+
+/* The largest record (header + payload, aligned) a lane accepts. */
+static inline uint64_t max_total(const ckr_lane *l)
+{
+	return align8(CKR_REC_HEADER + (uint64_t)l->max_record);
+}
+
+/*
+ * Is w a seal written for position pos? Checks the lap and that the record
+ * stays inside the lane; a pad must end exactly at the lane end. Length
+ * against payload_len is checked by the reader once it has its copy.
+ */
+static bool seal_valid(const ckr_lane *l, uint64_t w, uint64_t pos)
+{
+	unsigned st = seal_state(w);
+	uint64_t len = seal_len(w), room = l->capacity - (pos & l->mask);
+	if (st == CKR_SEAL_NONE || (w >> 24) != ((pos >> l->shift) & LAP_MASK))
+		return false;
+	if (len < 8 || len > room)
+		return false;
+	if (st == CKR_SEAL_PAD)
+		return len == room;
+	return len >= CKR_REC_HEADER && len <= max_total(l);
+}
+
+void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out)
+{
+	out->ctl = (ckr_lane_ctl *)(void *)(seg->base + CKR_SEG_CTL_OFFSET +
+					    (uint64_t)index * CKR_LANE_CTL_SIZE);
+	out->data = seg->base + seg->data_offset + (uint64_t)index * seg->lane_capacity;
+	out->capacity = seg->lane_capacity;
+	out->mask = seg->lane_capacity - 1;
+	out->shift = seg->lane_shift;
+	out->index = index;
+	out->max_record = seg->max_record;
+}
+
+/* ------------------------------------------------------------------ */
+/* ownership                                                           */
+/* ------------------------------------------------------------------ */
+
+int ckr_lane_acquire(const ckr_segment *seg, uint64_t token, uint32_t hint,
+		     uint32_t *index)
+{
+	for (uint32_t k = 0; k < seg->lane_count; k++) {
+		ckr_lane l;
+		uint32_t i = (hint + k) % seg->lane_count;
+		ckr_lane_view(seg, i, &l);
+		uint64_t expected = 0;
+		/* acq_rel: the acquire pairs with the consumer's release in
+		 * ckr_lane_free() (C7), so we see the lane's final tail; the
+		 * release orders nothing of ours yet but is harmless. */
+		if (atomic_compare_exchange_strong_explicit(
+			    &l.ctl->owner, &expected, token, memory_order_acq_rel,
+			    memory_order_relaxed)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			/* relaxed: informational gauge for the inspector. */
+			atomic_store_explicit(&l.ctl->owner_since_ns,
+					      (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+					      memory_order_relaxed);
+			*index = i;
+			return 0;
+		}
+	}
+	return -EUSERS;
+}
+
+void ckr_lane_detach(ckr_lane *l, uint64_t token)
+{
+	uint64_t expected = token;
+	/* release: pairs with the consumer's acquire of owner in the flusher;
+	 * every seal we stored happens-before it sees DETACHED, so it may treat
+	 * any open claim as abandoned (there is none after a clean detach). */
+	atomic_compare_exchange_strong_explicit(&l->ctl->owner, &expected,
+						token | CKR_OWNER_DETACHED,
+						memory_order_release,
+						memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ */
+/* producers                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * P1..P4: claim pad + need bytes at the tail. On success *pos is where the
+ * claim starts (the pad, if any, comes first).
+ */
+static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
+{
+	ckr_lane_ctl *c = l->ctl;
+	/* relaxed: the CAS below validates t; no data is read through it. */
+	uint64_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	for (;;) {
+		uint64_t idx = t & l->mask;
+		uint64_t p = idx + need > l->capacity ? l->capacity - idx : 0;
+		/* relaxed: head_cache is a hint never above head (P3). */
+		uint64_t h = atomic_load_explicit(&c->head_cache, memory_order_relaxed);
+		if (t + p + need - h > l->capacity) {
+			/* acquire: pairs with the release store of head in
+			 * ckr_lane_release() (C6): the consumer has finished
+			 * reading everything below h, so we may overwrite it. */
+			h = atomic_load_explicit(&c->head, memory_order_acquire);
+			/* relaxed: a hint; racing producers store values that
+			 * are all <= head, which keeps it a safe hint. */
+			atomic_store_explicit(&c->head_cache, h, memory_order_relaxed);
+			if (t + p + need - h > l->capacity) {
+				/* relaxed: a statistic. */
+				atomic_fetch_add_explicit(&c->refused_full, 1,
+							  memory_order_relaxed);
+				return -EAGAIN;
+			}
+		}
+		/* acq_rel on success: orders our claim after the head we
+		 * checked (acquire) and makes tail a clean hand-off between
+		 * producers; on failure t is reloaded (relaxed) and we retry. */
+		if (atomic_compare_exchange_weak_explicit(&c->tail, &t, t + p + need,
+							  memory_order_acq_rel,
+							  memory_order_relaxed)) {
+			*pos = t;
+			*pad = p;
+			return 0;
+		}
+	}
+}
+
+int ckr_lane_pushv(ckr_lane *l, const struct iovec *iov, int n, uint32_t len,
+		   uint64_t *end)
+{
+	if (len > l->max_record)
+		return -E2BIG;
+	uint64_t need = align8(CKR_REC_HEADER + (uint64_t)len), pos, pad;
+	int rc = claim(l, need, &pos, &pad);
+	if (rc)
+		return rc;
+#ifdef CKR_TEST_HOOKS
+	if (ckr_lane_test_after_claim)
+		ckr_lane_test_after_claim(l, pos);
+#endif
+	if (pad) {
+		/* P5 release: a pad is complete once sealed; pairs with the
+		 * consumer's acquire of the seal (C2). */
+		atomic_store_explicit(seal_at(l, pos), seal_make(l, pos, pad, CKR_SEAL_PAD),
+				      memory_order_release);
+		pos += pad;
+	}
+	_Atomic uint64_t *seal = seal_at(l, pos);
+	/* P6 relaxed: BUSY only tells a consumer that finds this owner dead
+	 * how long the abandoned claim is; it publishes no data. */
+	atomic_store_explicit(seal, seal_make(l, pos, need, CKR_SEAL_BUSY),
+			      memory_order_relaxed);
+	uint8_t *rec = (uint8_t *)seal;
+	uint64_t data_seal = seal_make(l, pos, need, CKR_SEAL_DATA);
+	uint32_t crc = ckr_crc32c(0, &data_seal, 8);
+	crc = ckr_crc32c(crc, &len, 4);
+	uint8_t *dst = rec + CKR_REC_HEADER;
+	for (int i = 0; i < n; i++) { /* P7: plain stores */
+		crc = ckr_crc32c_copy(crc, dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+	memcpy(rec + 8, &crc, 4);
+	memcpy(rec + 12, &len, 4);
+	/* P8 release: pairs with the consumer's acquire of the seal (C2);
+	 * everything written above is visible to it once it sees DATA. */
+	atomic_store_explicit(seal, data_seal, memory_order_release);
+	*end = pos + need;
+	return 0;
+}
+
+int ckr_lane_push(ckr_lane *l, const void *payload, uint32_t len, uint64_t *end)
+{
+	struct iovec v = { .iov_base = (void *)payload, .iov_len = len };
+	return ckr_lane_pushv(l, &v, 1, len, end);
+}
+
+/* ------------------------------------------------------------------ */
+/* the consumer                                                        */
+/* ------------------------------------------------------------------ */
+
+/* C3: copy a sealed DATA record out and validate the copy. */
+static void read_data(const ckr_lane *l, uint64_t pos, uint64_t w, void *buf,
+		      ckr_lane_record *rec)
+{
+	uint64_t len = seal_len(w);
+	uint8_t *b = buf;
+	memcpy(b, &w, 8);
+	memcpy(b + 8, l->data + (pos & l->mask) + 8, len - 8);
+	uint32_t crc, plen;
+	memcpy(&crc, b + 8, 4);
+	memcpy(&plen, b + 12, 4);
+	rec->next = pos + len;
+	if (plen > l->max_record || align8(CKR_REC_HEADER + (uint64_t)plen) != len) {
+		rec->status = CKR_READ_CORRUPT;
+		rec->reason = "record length does not match its seal";
+		rec->raw_len = (uint32_t)len;
+		return;
+	}
+	uint32_t want = ckr_crc32c(ckr_crc32c(0, b, 8), b + 12, 4);
+	want = ckr_crc32c(want, b + CKR_REC_HEADER, plen);
+	if (want != crc) {
+		rec->status = CKR_READ_CORRUPT;
+		rec->reason = "checksum mismatch";
+		rec->raw_len = (uint32_t)len;
+		return;
+	}
+	memmove(b, b + CKR_REC_HEADER, plen);
+	rec->status = CKR_READ_RECORD;
+	rec->payload_len = plen;
+}
+
+/* C4 (dead owner, no seal): the first q in (pos, tail) with a seal valid for
+ * q, or tail. Only safe when no writer exists. */
+static uint64_t scan_forward(const ckr_lane *l, uint64_t pos, uint64_t tail)
+{
+	for (uint64_t q = pos + 8; q < tail; q += 8) {
+		/* relaxed: no writer exists (owner dead or detached). */
+		uint64_t w = atomic_load_explicit(seal_at(l, q), memory_order_relaxed);
+		if (seal_valid(l, w, q))
+			return q;
+	}
+	return tail;
+}
+
+/* C4/C5: the seal at pos is not a valid DATA or PAD seal. */
+static void read_open(const ckr_lane *l, uint64_t pos, uint64_t w,
+		      bool writers_gone, ckr_lane_record *rec)
+{
+	/* acquire: pairs with the producers' acq_rel CAS of tail (P4); a tail
+	 * we see covers claims whose seals we may then look for. */
+	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
+	rec->next = pos;
+	if (tail == pos || tail - pos > l->capacity) {
+		/* Empty; or a tail that is not ahead of us by a lap or less,
+		 * which only a scribbled tail can be: nothing to read. */
+		rec->status = CKR_READ_EMPTY;
+		return;
+	}
+	if (!writers_gone) {
+		rec->status = CKR_READ_WAIT; /* a live claim: never touch it */
+		return;
+	}
+	rec->status = CKR_READ_ABANDONED;
+	if (seal_valid(l, w, pos) && seal_state(w) == CKR_SEAL_BUSY &&
+	    pos + seal_len(w) <= tail)
+		rec->next = pos + seal_len(w);
+	else
+		rec->next = scan_forward(l, pos, tail);
+}
+
+int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
+		  void *buf, size_t cap, ckr_lane_record *rec)
+{
+	memset(rec, 0, sizeof *rec);
+	for (;;) {
+		rec->pos = pos;
+		/* C2 acquire: pairs with the producer's release of the seal
+		 * (P5/P8): the record's bytes are visible once we see it. */
+		uint64_t w = atomic_load_explicit(seal_at(l, pos), memory_order_acquire);
+		bool valid = seal_valid(l, w, pos);
+		if (valid && seal_state(w) == CKR_SEAL_PAD) {
+			pos += seal_len(w);
+			continue;
+		}
+		if (valid && seal_state(w) == CKR_SEAL_DATA && cap >= seal_len(w)) {
+			read_data(l, pos, w, buf, rec);
+			return 0;
+		}
+		read_open(l, pos, w, writers_gone, rec);
+		return 0;
+	}
+}
+
+void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos)
+{
+	/* relaxed: synced is a gauge for ckr_wait(), which also re-reads it
+	 * after the commit_seq futex word; it publishes no ring data. */
+	atomic_store_explicit(&l->ctl->synced, synced_pos, memory_order_relaxed);
+	/* C6 release: pairs with the producers' acquire of head (P3): we have
+	 * finished reading everything below pos, and it is persisted. */
+	atomic_store_explicit(&l->ctl->head, pos, memory_order_release);
+}
+
+bool ckr_lane_free(ckr_lane *l, uint64_t owner)
+{
+	uint64_t expected = owner;
+	/* C7 release: pairs with the acquire CAS in ckr_lane_acquire(): a new
+	 * owner sees the head we published before freeing. */
+	return atomic_compare_exchange_strong_explicit(&l->ctl->owner, &expected, 0,
+						       memory_order_release,
+						       memory_order_relaxed);
+}
+
+uint64_t ckr_lane_tail(const ckr_lane *l)
+{
+	/* relaxed: a snapshot for the flusher's bookkeeping / the inspector. */
+	return atomic_load_explicit(&l->ctl->tail, memory_order_relaxed);
+}
+
+uint64_t ckr_lane_head(const ckr_lane *l)
+{
+	/* relaxed: a snapshot. */
+	return atomic_load_explicit(&l->ctl->head, memory_order_relaxed);
+}
+
+uint64_t ckr_lane_owner(const ckr_lane *l)
+{
+	/* acquire: pairs with ckr_lane_detach()'s release (a detached owner's
+	 * seals are visible once DETACHED is seen). */
+	return atomic_load_explicit(&l->ctl->owner, memory_order_acquire);
+}

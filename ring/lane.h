@@ -1,0 +1,165 @@
+/*
+ * lane.h — one lane: a lock-free MPSC record ring in the segment.
+ *
+ * The protocol, its invariants and the model that checks it are in
+ * ring/PROTOCOL.md and ring/model/; the step names P1..P8 and C1..C7 used in
+ * the comments of lane.c are that document's.
+ *
+ *   ckr_lane_ctl (256 bytes, in the control table)
+ *   +0   line 0  owner                       (attach / detach / reclaim)
+ *   +64  line 1  tail, head_cache, refused_full   (producers)
+ *   +128 line 2  head, synced, drained       (the consumer)
+ *
+ * No counter is touched on the push fast path: "pushed" is derived as
+ * drained (records the flusher consumed) + the records still in the lane.
+ *
+ *   data: capacity C bytes; a record at position p starts at p & (C-1):
+ *   +0  seal = lap(p) << 24 | (len / 8) << 2 | state
+ *   +8  u32 crc32c (seal, payload_len, payload) | u32 payload_len
+ *   +16 payload, zero..7 bytes of alignment
+ *
+ * SYNCHRONIZATION
+ * | call                     | who                        | may run with            |
+ * |--------------------------|----------------------------|-------------------------|
+ * | reserve/commit/push      | the owner process's threads| each other, the consumer|
+ * | read/release/free        | the flusher (one thread)   | producers               |
+ * | lane_acquire/detach      | attaching process          | everything              |
+ * A lane is written by threads of ONE process (its owner); that is what makes
+ * a dead owner's open claims safe to skip.
+ */
+#ifndef CKR_LANE_H
+#define CKR_LANE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "shm/segment.h"
+
+#define CKR_REC_HEADER 16
+
+/* Seal states. */
+enum { CKR_SEAL_NONE = 0, CKR_SEAL_BUSY = 1, CKR_SEAL_DATA = 2, CKR_SEAL_PAD = 3 };
+
+/* Owner word: 0 = free; a process token (shm/proc.h); a token with
+ * CKR_OWNER_DETACHED set = the owner left cleanly and nobody writes. */
+#define CKR_OWNER_DETACHED (UINT64_C(1) << 63)
+
+typedef struct ckr_lane_ctl {
+	/* line 0 */
+	_Atomic uint64_t owner;
+	_Atomic uint64_t owner_since_ns; /* CLOCK_REALTIME of the attach */
+	uint8_t pad0[48];
+	/* line 1: producers */
+	_Atomic uint64_t tail;
+	_Atomic uint64_t head_cache;
+	_Atomic uint64_t refused_full;
+	uint8_t pad1[40];
+	/* line 2: the consumer */
+	_Atomic uint64_t head;
+	_Atomic uint64_t synced;
+	_Atomic uint64_t drained;     /* records consumed (persisted/skipped) */
+	uint8_t pad2[40];
+	uint8_t pad3[64];
+} ckr_lane_ctl;
+
+_Static_assert(sizeof(ckr_lane_ctl) == CKR_LANE_CTL_SIZE, "lane ctl size");
+
+/* A process-local view of one lane; the geometry is copied from the
+ * validated segment handle, never re-read from shared memory. */
+typedef struct ckr_lane {
+	ckr_lane_ctl *ctl;
+	uint8_t *data;
+	uint64_t capacity;
+	uint64_t mask;
+	uint32_t shift;
+	uint32_t index;
+	uint32_t max_record;
+} ckr_lane;
+
+/* The view of lane `index` (< seg->lane_count). This function can't fail. */
+void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out);
+
+/* ---- ownership ---- */
+
+/*
+ * Claim a free lane for the process `token`, starting the search at `hint`.
+ * @return 0 and *index; -EUSERS no free lane.
+ */
+int ckr_lane_acquire(const ckr_segment *seg, uint64_t token, uint32_t hint,
+		     uint32_t *index);
+
+/* The owner leaves: marks the lane DETACHED (the flusher frees it once it
+ * has drained it). No thread of the owner may be pushing. */
+void ckr_lane_detach(ckr_lane *l, uint64_t token);
+
+/* ---- producers ---- */
+
+/*
+ * Push one record made of iov[0..n) (total payload bytes `len`).
+ * @param[out] end  the position just past the record (the ticket)
+ * @return 0; -EAGAIN the lane is full (counted in refused_full);
+ *         -E2BIG payload above the lane's max_record.
+ * Lock-free, never blocks, no system call. Any thread of the owner.
+ */
+int ckr_lane_pushv(ckr_lane *l, const struct iovec *iov, int n, uint32_t len,
+		   uint64_t *end);
+
+/* ckr_lane_pushv() of one buffer. */
+int ckr_lane_push(ckr_lane *l, const void *payload, uint32_t len, uint64_t *end);
+
+#ifdef CKR_TEST_HOOKS
+/* Test hook: called after the claim (P4) and before the seals (P5..P8),
+ * so a test can stop or kill a producer exactly between claim and commit. */
+extern void (*ckr_lane_test_after_claim)(ckr_lane *l, uint64_t pos);
+#endif
+
+/* ---- the consumer ---- */
+
+typedef enum ckr_read_status {
+	CKR_READ_RECORD,    /* a good record: payload copied to the buffer */
+	CKR_READ_CORRUPT,   /* a sealed record failed validation (copied) */
+	CKR_READ_ABANDONED, /* a dead owner's open claim, skipped */
+	CKR_READ_EMPTY,     /* nothing at this position yet */
+	CKR_READ_WAIT,      /* a live producer is writing here: stop */
+} ckr_read_status;
+
+typedef struct ckr_lane_record {
+	ckr_read_status status;
+	uint64_t pos;         /* where the record starts (after any pad) */
+	uint64_t next;        /* where the next read starts */
+	uint32_t payload_len; /* RECORD: payload bytes in buf */
+	uint32_t raw_len;     /* CORRUPT: raw bytes copied to buf */
+	const char *reason;   /* CORRUPT: why */
+} ckr_lane_record;
+
+/*
+ * Read the record at `pos` (C1..C5). Pads are stepped over. The record is
+ * copied to buf (cap >= max_record + CKR_REC_HEADER) before it is checked,
+ * so later writes to the segment cannot change what was validated.
+ * writers_gone: the owner is dead or detached (then open claims are
+ * abandoned: C4). Never writes to the lane.
+ * @return 0 with *rec filled. This function has no failure: bad bytes are
+ *         reported as CKR_READ_CORRUPT.
+ */
+int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
+		  void *buf, size_t cap, ckr_lane_record *rec);
+
+/*
+ * C6: publish that everything below pos is persisted (head = pos, release),
+ * and that everything below synced_pos is fsync'd. Only the flusher, only
+ * after its store commit. This function can't fail.
+ */
+void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
+
+/* C7: return the lane of a dead or detached owner to use, if the owner word
+ * still holds `owner`. @return true if it was freed. */
+bool ckr_lane_free(ckr_lane *l, uint64_t owner);
+
+/* Read-only helpers for the flusher and the inspector (relaxed snapshots). */
+uint64_t ckr_lane_tail(const ckr_lane *l);
+uint64_t ckr_lane_head(const ckr_lane *l);
+uint64_t ckr_lane_owner(const ckr_lane *l);
+
+#endif /* CKR_LANE_H */

@@ -1,0 +1,106 @@
+/*
+ * proc.c — process identity tokens and liveness (see proc.h).
+ */
+#include "shm/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t ckr_token_make(pid_t pid, uint64_t start_ticks)
+{
+	return (start_ticks << CKR_PID_BITS) | ((uint64_t)pid & CKR_PID_MASK);
+}
+
+pid_t ckr_token_pid(uint64_t token)
+{
+	return (pid_t)(token & CKR_PID_MASK);
+}
+
+uint64_t ckr_token_start(uint64_t token)
+{
+	return token >> CKR_PID_BITS;
+}
+
+/* Fields 3 (state) and 22 (start time) of /proc/PID/stat. The command name
+ * (field 2) may hold spaces and parentheses, so parsing starts after the
+ * last ')'. */
+static int parse_stat(const char *buf, char *state, uint64_t *out)
+{
+	const char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] == '\0')
+		return -EIO;
+	p++;
+	*state = p[1];
+	/* After ')' come fields 3.. ; starttime is field 22: skip 19 fields. */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EIO;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(p + 1, &end, 10);
+	if (errno || end == p + 1)
+		return -EIO;
+	*out = v;
+	return 0;
+}
+
+static int read_stat(pid_t pid, char *state, uint64_t *out)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return -ESRCH;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -EIO;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 ? -ESRCH : -EIO; /* reaped while we read */
+	buf[n] = '\0';
+	return parse_stat(buf, state, out);
+}
+
+int ckr_proc_start_ticks(pid_t pid, uint64_t *out)
+{
+	char state;
+	return read_stat(pid, &state, out);
+}
+
+int ckr_proc_self_token(uint64_t *out)
+{
+	uint64_t start;
+	int rc = ckr_proc_start_ticks(getpid(), &start);
+	if (rc)
+		return rc;
+	*out = ckr_token_make(getpid(), start);
+	return 0;
+}
+
+bool ckr_proc_alive(uint64_t token)
+{
+	if (token == 0)
+		return false;
+	pid_t pid = ckr_token_pid(token);
+	uint64_t start;
+	char state;
+	int rc = read_stat(pid, &state, &start);
+	if (rc == 0) {
+		/* A zombie (Z) or dead (X) task has exited: its threads are gone,
+		 * so it can write nothing any more. */
+		if (state == 'Z' || state == 'X')
+			return false;
+		return (start & (~UINT64_C(0) >> CKR_PID_BITS)) ==
+		       ckr_token_start(token);
+	}
+	if (rc == -ESRCH)
+		return false;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}

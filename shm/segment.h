@@ -1,0 +1,140 @@
+/*
+ * segment.h — the shared-memory segment: create, attach, validate, unlink.
+ *
+ * Layout (all offsets from the start of the mapping; every region starts on
+ * its own 4 KiB page so hot words never share a cache line with cold ones):
+ *
+ *     0            ckr_seg_header   identity, geometry, epoch (immutable)
+ *     +256         ckr_seg_flusher  flusher slot, heartbeat, wake words
+ *     +512         ckr_seg_counters counters the flusher writes
+ *     4096         ckr_lane_ctl[lane_count]   256 bytes each (see ring/lane.h)
+ *     data_offset  lane data: lane_count x lane_capacity bytes, page aligned
+ *
+ * The header is written once by the creator before it publishes `magic`
+ * (release); an attacher reads `magic` (acquire) first, so it sees a fully
+ * written header or "not a ckring segment". Everything an attacher derives
+ * from the header is checked against the object's real size, so a hostile
+ * or truncated object can never make us map or touch out of bounds.
+ *
+ * Concurrency: create/attach/unlink may be called by any thread or process
+ * at any time. A ckr_segment handle is immutable after attach and may be
+ * shared by threads.
+ */
+#ifndef CKR_SEGMENT_H
+#define CKR_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckring.h"
+
+#define CKR_SEG_MAGIC "CKRING\x01\x00"
+#define CKR_SEG_LAYOUT_VERSION 1
+#define CKR_CACHELINE 64
+#define CKR_SEG_CTL_OFFSET 4096
+#define CKR_LANE_CTL_SIZE 256
+#define CKR_LANE_MIN_CAPACITY 4096
+#define CKR_LANE_MAX_CAPACITY (UINT64_C(1) << 32)
+#define CKR_MAX_LANES 1024
+#define CKR_DEFAULT_LANES 16
+#define CKR_DEFAULT_LANE_CAPACITY (UINT64_C(1) << 20)
+#define CKR_MAX_RECORD_CAP (UINT32_C(16) << 20)
+
+/* Immutable after creation. */
+typedef struct ckr_seg_header {
+	_Atomic uint64_t magic;   /* CKR_SEG_MAGIC as u64; published last */
+	uint32_t layout_version;
+	uint32_t header_size;     /* CKR_SEG_CTL_OFFSET */
+	uint64_t segment_size;    /* bytes of the whole object */
+	uint32_t lane_count;
+	uint32_t lane_shift;      /* log2(lane_capacity) */
+	uint64_t lane_capacity;
+	uint64_t data_offset;
+	uint32_t max_record;      /* largest record payload, bytes */
+	uint32_t reserved0;
+	uint8_t epoch[16];        /* random; new for every created segment */
+	uint64_t created_ns;      /* CLOCK_REALTIME */
+	uint64_t creator_token;
+} ckr_seg_header;
+
+/* The flusher's slot. */
+typedef struct ckr_seg_flusher {
+	/* Token of the flusher serving the segment; 0 = none. Claimed by CAS
+	 * (acq_rel) from 0 or from a dead flusher's token; released (store,
+	 * release) on clean exit. */
+	_Atomic uint64_t owner;
+	/* CLOCK_MONOTONIC ns of the flusher's last loop; relaxed: a gauge. */
+	_Atomic uint64_t heartbeat_ns;
+	/* Futex word: 1 while the flusher sleeps (or is about to). */
+	_Atomic uint32_t asleep;
+	/* Futex word producers bump to wake a sleeping flusher. */
+	_Atomic uint32_t wake_seq;
+	/* Futex word the flusher bumps after publishing new committed/synced
+	 * positions; ckr_wait() sleeps on it. */
+	_Atomic uint32_t commit_seq;
+	/* Number of processes sleeping in ckr_wait(); the flusher wakes only
+	 * when it is non-zero. */
+	_Atomic uint32_t waiters;
+	_Atomic uint64_t batches;   /* store transactions committed */
+	_Atomic uint64_t records;   /* records persisted */
+} ckr_seg_flusher;
+
+/* Counters the flusher writes (producers count in their lane). */
+typedef struct ckr_seg_counters {
+	_Atomic uint64_t reclaimed;  /* abandoned claims of dead owners skipped */
+	_Atomic uint64_t corrupt;    /* records that failed validation */
+	_Atomic uint64_t lanes_freed;/* dead owners' lanes returned to use */
+} ckr_seg_counters;
+
+typedef struct ckr_segment {
+	uint8_t *base;
+	size_t size;
+	bool read_only;
+	char name[CKR_NAME_MAX + 1];
+	/* Copies of the validated geometry: never re-read from shared memory. */
+	uint32_t lane_count;
+	uint32_t lane_shift;
+	uint64_t lane_capacity;
+	uint64_t data_offset;
+	uint32_t max_record;
+	uint8_t epoch[16];
+} ckr_segment;
+
+/* Validate a segment name. @return 0; -EINVAL. */
+int ckr_segment_name_check(const char *name);
+
+/*
+ * Attach to an existing segment, read-write or read-only (the inspector).
+ * @return 0; -EINVAL bad name; -ENOENT no such segment; CKR_ENOTSEG not a
+ *         ckring segment (or not yet initialised); CKR_EVERSION another
+ *         layout version; CKR_ETRUNC smaller than its header says; -EACCES;
+ *         -ENOMEM; -errno of shm_open/fstat/mmap.
+ */
+int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out);
+
+/* Unmap (the segment object stays). */
+void ckr_segment_detach(ckr_segment *seg);
+
+/* The derived geometry of a segment of opts (defaults applied).
+ * @return 0; -EINVAL sizes out of range. */
+int ckr_segment_geometry(const ckr_segment_opts *opts, uint32_t *lanes,
+			 uint64_t *lane_capacity, uint64_t *total);
+
+static inline ckr_seg_header *ckr_seg_hdr(const ckr_segment *s)
+{
+	return (ckr_seg_header *)(void *)s->base;
+}
+
+static inline ckr_seg_flusher *ckr_seg_fl(const ckr_segment *s)
+{
+	return (ckr_seg_flusher *)(void *)(s->base + 256);
+}
+
+static inline ckr_seg_counters *ckr_seg_ctr(const ckr_segment *s)
+{
+	return (ckr_seg_counters *)(void *)(s->base + 512);
+}
+
+#endif /* CKR_SEGMENT_H */

@@ -1,0 +1,49 @@
+/*
+ * strerror.c — ckr_strerror(): one description for each error code ckring
+ * returns, errno values and its own CKR_E* band alike.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ckring.h"
+
+const char *ckr_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case CKR_ENOTSEG:
+		return "not a ckring segment";
+	case CKR_EVERSION:
+		return "made by another layout or schema version";
+	case CKR_ETRUNC:
+		return "segment is smaller than its header says (truncated)";
+	case CKR_EFORKED:
+		return "handle belongs to the parent process (used after fork)";
+	case CKR_ECORRUPT:
+		return "data failed validation (corrupt)";
+	case CKR_ECLAIMED:
+		return "run already claimed by another live process";
+	case CKR_ENOTDRAINED:
+		return "run's dead owner still has events in the ring (flusher has not drained them yet)";
+	case CKR_EEXHAUSTED:
+		return "recovery attempts exhausted: run marked failed";
+	case CKR_ETERMINAL:
+		return "run has already finished";
+	case CKR_ENOTINTERRUPTED:
+		return "run is not interrupted (its owner is alive)";
+	case -EAGAIN:
+		return "ring full (nothing was pushed; try again)";
+	case -E2BIG:
+		return "event larger than the maximum event size";
+	case -EFBIG:
+		return "run would exceed its byte limit";
+	case -EUSERS:
+		return "no free lane in the segment";
+	case -EBUSY:
+		return "busy: another flusher serves this segment";
+	}
+	if (err < 0 && err > -4096)
+		return strerror(-err);
+	return "unknown error";
+}
