@@ -25,6 +25,10 @@
 #include "event/event.h"
 
 #define CKR_STORE_SCHEMA 1
+
+/* The LMDB map is full (MDB_MAP_FULL): grow it and replay the batch. Never
+ * escapes the flusher; distinct from -ENOSPC, which means the disk is full. */
+#define CKR_STORE_MAPFULL (-20100)
 #define CKR_EPOCH_BYTES 16
 
 /* Store-wide options for the flusher's read-write open. */

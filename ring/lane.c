@@ -180,8 +180,7 @@ static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
 	}
 }
 
-int ckr_lane_pushv(ckr_lane *l, const struct iovec *iov, int n, uint32_t len,
-		   uint64_t *end)
+int ckr_lane_reserve(ckr_lane *l, uint32_t len, ckr_reservation *res)
 {
 	if (len > l->max_record)
 		return -E2BIG;
@@ -200,26 +199,62 @@ int ckr_lane_pushv(ckr_lane *l, const struct iovec *iov, int n, uint32_t len,
 				      memory_order_release);
 		pos += pad;
 	}
-	_Atomic uint64_t *seal = seal_at(l, pos);
 	/* P6 relaxed: BUSY only tells a consumer that finds this owner dead
 	 * how long the abandoned claim is; it publishes no data. */
-	atomic_store_explicit(seal, seal_make(l, pos, need, CKR_SEAL_BUSY),
+	atomic_store_explicit(seal_at(l, pos), seal_make(l, pos, need, CKR_SEAL_BUSY),
 			      memory_order_relaxed);
-	uint8_t *rec = (uint8_t *)seal;
-	uint64_t data_seal = seal_make(l, pos, need, CKR_SEAL_DATA);
-	uint32_t crc = ckr_crc32c(0, &data_seal, 8);
-	crc = ckr_crc32c(crc, &len, 4);
-	uint8_t *dst = rec + CKR_REC_HEADER;
-	for (int i = 0; i < n; i++) { /* P7: plain stores */
+	res->lane = l;
+	res->pos = pos;
+	res->len = len;
+	res->payload = (uint8_t *)seal_at(l, pos) + CKR_REC_HEADER;
+	return 0;
+}
+
+/* P7 (header words) and P8. crc covers the DATA seal, payload_len and the
+ * payload, which the caller has finished writing. */
+static uint64_t seal_data(const ckr_reservation *res, uint32_t crc)
+{
+	const ckr_lane *l = res->lane;
+	uint64_t need = align8(CKR_REC_HEADER + (uint64_t)res->len);
+	uint8_t *rec = res->payload - CKR_REC_HEADER;
+	memcpy(rec + 8, &crc, 4);
+	memcpy(rec + 12, &res->len, 4);
+	/* P8 release: pairs with the consumer's acquire of the seal (C2);
+	 * everything written above is visible to it once it sees DATA. */
+	atomic_store_explicit(seal_at(l, res->pos),
+			      seal_make(l, res->pos, need, CKR_SEAL_DATA),
+			      memory_order_release);
+	return res->pos + need;
+}
+
+static uint32_t crc_head(const ckr_reservation *res)
+{
+	const ckr_lane *l = res->lane;
+	uint64_t need = align8(CKR_REC_HEADER + (uint64_t)res->len);
+	uint64_t data_seal = seal_make(l, res->pos, need, CKR_SEAL_DATA);
+	return ckr_crc32c(ckr_crc32c(0, &data_seal, 8), &res->len, 4);
+}
+
+uint64_t ckr_lane_commit(const ckr_reservation *res)
+{
+	uint32_t crc = ckr_crc32c(crc_head(res), res->payload, res->len);
+	return seal_data(res, crc);
+}
+
+int ckr_lane_pushv(ckr_lane *l, const struct iovec *iov, int n, uint32_t len,
+		   uint64_t *end)
+{
+	ckr_reservation res;
+	int rc = ckr_lane_reserve(l, len, &res);
+	if (rc)
+		return rc;
+	uint32_t crc = crc_head(&res);
+	uint8_t *dst = res.payload;
+	for (int i = 0; i < n; i++) { /* P7: plain stores, checksummed as copied */
 		crc = ckr_crc32c_copy(crc, dst, iov[i].iov_base, iov[i].iov_len);
 		dst += iov[i].iov_len;
 	}
-	memcpy(rec + 8, &crc, 4);
-	memcpy(rec + 12, &len, 4);
-	/* P8 release: pairs with the consumer's acquire of the seal (C2);
-	 * everything written above is visible to it once it sees DATA. */
-	atomic_store_explicit(seal, data_seal, memory_order_release);
-	*end = pos + need;
+	*end = seal_data(&res, crc);
 	return 0;
 }
 

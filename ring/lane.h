@@ -96,6 +96,27 @@ void ckr_lane_detach(ckr_lane *l, uint64_t token);
 
 /* ---- producers ---- */
 
+/* An open claim: write len bytes at payload, then ckr_lane_commit(). */
+typedef struct ckr_reservation {
+	ckr_lane *lane;
+	uint64_t pos;
+	uint32_t len;
+	uint8_t *payload;
+} ckr_reservation;
+
+/*
+ * Claim room for a record of len payload bytes (P1..P6). Between reserve and
+ * commit the caller must not fail or block: commit always follows.
+ * @return 0; -EAGAIN the lane is full (counted in refused_full);
+ *         -E2BIG payload above the lane's max_record.
+ * Lock-free, never blocks, no system call. Any thread of the owner.
+ */
+int ckr_lane_reserve(ckr_lane *l, uint32_t len, ckr_reservation *res);
+
+/* Checksum the written payload and seal the record (P7..P8).
+ * @return the position just past the record (the ticket). Can't fail. */
+uint64_t ckr_lane_commit(const ckr_reservation *res);
+
 /*
  * Push one record made of iov[0..n) (total payload bytes `len`).
  * @param[out] end  the position just past the record (the ticket)

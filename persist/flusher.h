@@ -1,0 +1,83 @@
+/*
+ * flusher.h — internals of the drain engine (persist/flusher.c,
+ * persist/flusher_loop.c). The API is ckr_flusher_* in include/ckring.h.
+ */
+#ifndef CKR_FLUSHER_H
+#define CKR_FLUSHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckring.h"
+#include "persist/store.h"
+#include "ring/lane.h"
+#include "shm/segment.h"
+
+/* Where the fault-injection hook may kill the flusher (CKR_FLUSHER_CRASH =
+ * "mid_batch:N", "after_commit:N" or "after_release:N": SIGKILL itself at the
+ * N-th time that point is reached). For crash tests. */
+typedef enum ckr_crash_point {
+	CKR_CRASH_NONE = 0,
+	CKR_CRASH_MID_BATCH,     /* events applied, transaction not committed */
+	CKR_CRASH_AFTER_COMMIT,  /* committed, ring space not yet released */
+	CKR_CRASH_AFTER_RELEASE, /* released, waiters not yet woken */
+} ckr_crash_point;
+
+typedef struct flusher_lane {
+	ckr_lane lane;
+	uint64_t rpos;          /* persisted consumed position */
+	uint64_t pending;       /* position after this batch, until commit */
+	uint64_t pending_records;
+	uint64_t committed;     /* == rpos; published as head */
+	uint64_t synced;        /* fsync'd position; published as synced */
+	uint64_t tail_seen;     /* tail at the last drain: new work test */
+	uint64_t free_after;    /* owner word to free after the commit */
+	uint64_t owner_seen;
+	uint64_t owner_checked_ns;
+	bool owner_dead;
+} flusher_lane;
+
+typedef struct ckr_flusher_stats {
+	uint64_t applied[8];    /* by ckr_apply */
+	uint64_t corrupt;
+	uint64_t reclaimed;
+	uint64_t map_grown;
+	uint64_t disk_full;
+} ckr_flusher_stats;
+
+struct ckr_flusher {
+	ckr_flusher_opts opts;
+	char *segment_name;
+	char *db_dir;
+	ckr_segment seg;
+	ckr_store *store;
+	uint64_t token;
+	flusher_lane *lanes;
+	uint32_t next_lane;
+	uint8_t *buf;
+	size_t buf_cap;
+	uint64_t last_sync_ns;
+	uint64_t last_housekeep_ns;
+	uint32_t backoff_ms;
+	ckr_flusher_stats stats;
+	ckr_crash_point crash_at;
+	uint64_t crash_count;
+};
+
+/* Heartbeat in the segment. */
+void ckr_flusher_heartbeat(ckr_flusher *f);
+
+/* Publish counters, bump commit_seq and wake ckr_wait() sleepers. */
+void ckr_flusher_wake_waiters(ckr_flusher *f);
+
+/* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. */
+void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);
+
+/* SIGKILL this process if the configured crash point is reached. */
+void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p);
+
+/* The flusher's statistics (for the tool's exit summary and tests). */
+const ckr_flusher_stats *ckr_flusher_get_stats(const ckr_flusher *f);
+
+#endif /* CKR_FLUSHER_H */

@@ -1,0 +1,170 @@
+/*
+ * flusher_loop.c — the flusher's main loop: drain while there is work, back
+ * off adaptively when idle (spin briefly, then futex-sleep with a doubling
+ * bound up to idle_max_us), fsync on the interval policy, housekeeping, and a
+ * final drain on stop.
+ *
+ * Sleeping protocol (pairs with wake_flusher() in client/wait.c): read
+ * wake_seq, set asleep = 1 (seq_cst), re-check the lanes for new work, then
+ * futex-wait on wake_seq with the value read. A producer that waits for
+ * durability bumps wake_seq and wakes us if it sees asleep. Producers that
+ * only push never wake us: their events wait at most idle_max_us.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "persist/flusher.h"
+#include "shm/futex.h"
+
+#define SPIN_POLLS 64
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Has any lane's tail moved since its last drain? */
+static bool new_work(ckr_flusher *f)
+{
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		if (ckr_lane_tail(&f->lanes[i].lane) != f->lanes[i].tail_seen)
+			return true;
+	return false;
+}
+
+static void idle_sleep(ckr_flusher *f, uint64_t sleep_ns)
+{
+	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
+	uint32_t seen = atomic_load(&sf->wake_seq); /* seq_cst: see file comment */
+	atomic_store(&sf->asleep, 1);               /* seq_cst */
+	if (!new_work(f))
+		ckr_futex_wait(&sf->wake_seq, seen, (int64_t)sleep_ns);
+	atomic_store(&sf->asleep, 0);
+}
+
+/* sync=interval: fsync when the interval passed and something is unsynced;
+ * then publish synced = committed. */
+static int maybe_sync(ckr_flusher *f, bool force)
+{
+	if (f->opts.sync == CKR_SYNC_ALWAYS)
+		return 0;
+	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
+	bool due = f->opts.sync == CKR_SYNC_INTERVAL &&
+		   now - f->last_sync_ns >= (uint64_t)f->opts.sync_interval_ms * 1000000;
+	if (!force && !due)
+		return 0;
+	bool behind = false;
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		behind = behind || f->lanes[i].synced != f->lanes[i].committed;
+	f->last_sync_ns = now;
+	if (!behind)
+		return 0;
+	int rc = ckr_store_sync(f->store);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
+		flusher_lane *fl = &f->lanes[i];
+		fl->synced = fl->committed;
+		ckr_lane_release(&fl->lane, fl->committed, fl->synced);
+	}
+	ckr_flusher_wake_waiters(f);
+	return 0;
+}
+
+static void housekeep(ckr_flusher *f)
+{
+	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
+	if (now - f->last_housekeep_ns < UINT64_C(10) * 1000000000)
+		return;
+	f->last_housekeep_ns = now;
+	int rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
+	if (rc < 0)
+		fprintf(stderr, "ckring-flusher: prune: %s\n", ckr_strerror(rc));
+}
+
+/* Drain until a pass finds nothing. @return 0 or a fatal error. */
+static int drain_all(ckr_flusher *f, size_t *total)
+{
+	size_t n;
+	do {
+		int rc = ckr_flusher_drain_once(f, &n);
+		if (rc)
+			return rc;
+		*total += n;
+	} while (n > 0);
+	return 0;
+}
+
+int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
+{
+	uint64_t sleep_ns = 1000, max_ns = (uint64_t)f->opts.idle_max_us * 1000;
+	unsigned idle_polls = 0;
+	int rc = 0;
+	while (!*stop) {
+		size_t n = 0;
+		ckr_flusher_heartbeat(f);
+		rc = ckr_flusher_drain_once(f, &n);
+		if (rc == 0)
+			rc = maybe_sync(f, false);
+		if (rc)
+			break;
+		housekeep(f);
+		if (n > 0) {
+			idle_polls = 0;
+			sleep_ns = 1000;
+			continue;
+		}
+		if (++idle_polls < SPIN_POLLS) {
+			cpu_relax();
+			continue;
+		}
+		idle_sleep(f, sleep_ns);
+		sleep_ns = sleep_ns * 2 > max_ns ? max_ns : sleep_ns * 2;
+	}
+	size_t left = 0;
+	int rc2 = drain_all(f, &left);
+	if (rc2 == 0)
+		rc2 = maybe_sync(f, true);
+	return rc ? rc : rc2;
+}
+
+void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec)
+{
+	static const struct {
+		const char *name;
+		ckr_crash_point p;
+	} points[] = {
+		{ "mid_batch", CKR_CRASH_MID_BATCH },
+		{ "after_commit", CKR_CRASH_AFTER_COMMIT },
+		{ "after_release", CKR_CRASH_AFTER_RELEASE },
+	};
+	const char *colon = strchr(spec, ':');
+	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+	for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+		if (strlen(points[i].name) == len && strncmp(spec, points[i].name, len) == 0) {
+			f->crash_at = points[i].p;
+			f->crash_count = colon ? strtoull(colon + 1, NULL, 10) : 1;
+			return;
+		}
+	}
+	fprintf(stderr, "ckring-flusher: ignoring unknown CKR_FLUSHER_CRASH '%s'\n", spec);
+}
+
+void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p)
+{
+	if (f->crash_at != p || f->crash_count == 0)
+		return;
+	if (--f->crash_count == 0)
+		raise(SIGKILL);
+}
+
+const ckr_flusher_stats *ckr_flusher_get_stats(const ckr_flusher *f)
+{
+	return &f->stats;
+}
