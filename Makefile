@@ -7,6 +7,9 @@ DESTDIR ?=
 BUILD   ?= build
 V       ?= 0
 WERROR  ?= 0
+ifeq ($(CI),true)
+WERROR  := 1
+endif
 
 Q := $(if $(filter 1,$(V)),,@)
 say = $(if $(filter 1,$(V)),,@printf '  %-7s %s\n' $(1) $(2);)
@@ -30,6 +33,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOLS     := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 TEST_HELPERS := $(wildcard tests/helpers/*.c)
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 
@@ -39,7 +43,7 @@ TSAN_TESTS ?= test_ring_stress test_client_threads
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev liburcu-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev
 
-.PHONY: all lib tools tests test check asan tsan deps demo model install \
+.PHONY: all lib tools tests test check asan tsan deps demo model bench install \
         uninstall clean help
 
 ## all: build the libraries and the tools
@@ -107,7 +111,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.
 ## test: install missing packages, build, run every test
 test: deps
 	$(Q)$(MAKE) --no-print-directory tests
-	$(Q)BUILD=$(BUILD) bash tests/run.sh $(TESTS)
+	$(Q)BUILD=$(BUILD) bash tests/run.sh $(TESTS) $(TEST_SCRIPTS)
 
 check: test
 
@@ -132,6 +136,11 @@ model: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(BUILD)/bin/ckring-demo
+
+## bench: run the latency benchmark harness (BENCHMARKS.md)
+bench: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)$(BUILD)/bin/ckring-bench
 
 ## install: install libraries, header, pkg-config file, tools, man pages
 install: all

@@ -154,23 +154,25 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	f->lanes = calloc(f->seg.lane_count, sizeof *f->lanes);
 	f->buf_cap = (size_t)f->seg.max_record + CKR_REC_HEADER + 8;
 	f->buf = malloc(f->buf_cap);
-	rc = f->lanes && f->buf ? claim_slot(f) : -ENOMEM;
+	rc = f->lanes && f->buf ? open_store(f) : -ENOMEM;
 	if (rc)
 		goto fail_detach;
-	rc = open_store(f);
-	if (rc)
-		goto fail_slot;
-	rc = restore_positions(f);
+	/* The slot is claimed once the store is ready, so a process that sees
+	 * a flusher in the segment also finds its store set up. */
+	rc = claim_slot(f);
 	if (rc)
 		goto fail_store;
+	rc = restore_positions(f);
+	if (rc)
+		goto fail_slot;
 	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
 	ckr_flusher_heartbeat(f);
 	*out = f;
 	return 0;
-fail_store:
-	ckr_store_close(f->store);
 fail_slot:
 	release_slot(f);
+fail_store:
+	ckr_store_close(f->store);
 fail_detach:
 	ckr_segment_detach(&f->seg);
 fail_free:
@@ -261,13 +263,13 @@ static int take_record(ckr_flusher *f, ckr_batch *b, flusher_lane *fl,
 	else if (!begin_owner_ok(&ev, owner))
 		bad = "begin names another owner than the lane's";
 	if (bad) {
-		f->stats.corrupt++;
+		f->batch.corrupt++;
 		return ckr_batch_quarantine(b, bad, fl->lane.index, rec->pos, f->buf,
 					    rec->payload_len);
 	}
 	int rc = ckr_batch_apply(b, &ev, f->buf, rec->payload_len, &what);
 	if (rc == 0)
-		f->stats.applied[what]++;
+		f->batch.applied[what]++;
 	return rc;
 }
 
@@ -278,11 +280,11 @@ static int take_one(ckr_flusher *f, ckr_batch *b, flusher_lane *fl,
 	case CKR_READ_RECORD:
 		return take_record(f, b, fl, owner, rec);
 	case CKR_READ_CORRUPT:
-		f->stats.corrupt++;
+		f->batch.corrupt++;
 		return ckr_batch_quarantine(b, rec->reason, fl->lane.index, rec->pos,
 					    f->buf, rec->raw_len);
 	case CKR_READ_ABANDONED:
-		f->stats.reclaimed++;
+		f->batch.reclaimed++;
 		return 0;
 	default:
 		return 0;
@@ -363,9 +365,24 @@ static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
 	return batch_positions(f, b, work);
 }
 
+/* The batch's statistics count once it is committed. */
+static void merge_stats(ckr_flusher *f)
+{
+	ckr_seg_counters *c = ckr_seg_ctr(&f->seg);
+	/* relaxed: counters for the inspector; they survive flusher restarts
+	 * because they live in the segment. */
+	atomic_fetch_add_explicit(&c->reclaimed, f->batch.reclaimed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->corrupt, f->batch.corrupt, memory_order_relaxed);
+	for (size_t i = 0; i < sizeof f->stats.applied / sizeof f->stats.applied[0]; i++)
+		f->stats.applied[i] += f->batch.applied[i];
+	f->stats.corrupt += f->batch.corrupt;
+	f->stats.reclaimed += f->batch.reclaimed;
+}
+
 /* C6/C7 after the commit: move heads, free drained dead lanes, wake. */
 static void publish(ckr_flusher *f, size_t n)
 {
+	merge_stats(f);
 	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
 	bool synced = f->opts.sync == CKR_SYNC_ALWAYS;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
@@ -392,10 +409,6 @@ static void publish(ckr_flusher *f, size_t n)
 void ckr_flusher_wake_waiters(ckr_flusher *f)
 {
 	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
-	ckr_seg_counters *c = ckr_seg_ctr(&f->seg);
-	/* relaxed: gauges for the inspector. */
-	atomic_store_explicit(&c->reclaimed, f->stats.reclaimed, memory_order_relaxed);
-	atomic_store_explicit(&c->corrupt, f->stats.corrupt, memory_order_relaxed);
 	/* seq_cst: pairs with ckr_wait()'s seq_cst increment of waiters and
 	 * load of commit_seq (client/wait.c): no lost wake-up. */
 	atomic_fetch_add(&sf->commit_seq, 1);
@@ -431,6 +444,7 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	size_t n = 0;
 	bool work = false;
 	*n_events = 0;
+	memset(&f->batch, 0, sizeof f->batch);
 	int rc = ckr_batch_begin(f->store, &b);
 	if (rc)
 		return rc;

@@ -60,7 +60,8 @@ struct ckr_flusher {
 	uint64_t last_sync_ns;
 	uint64_t last_housekeep_ns;
 	uint32_t backoff_ms;
-	ckr_flusher_stats stats;
+	ckr_flusher_stats stats;  /* committed batches */
+	ckr_flusher_stats batch;  /* the open batch, merged after its commit */
 	ckr_crash_point crash_at;
 	uint64_t crash_count;
 };

@@ -1,0 +1,436 @@
+/*
+ * test_flusher.c — the flusher as a separate process (the real
+ * ckring-flusher tool) with producers in this process and in children:
+ * exactly-once across flusher crashes at chosen points, run outcomes, dead
+ * producers' lanes, recovery claims and fencing, a second flusher, map
+ * growth, a full disk, and the drain on SIGTERM.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ckring.h"
+#include "persist/store.h"
+#include "shm/proc.h"
+#include "shm/segment.h"
+#include "tests/helpers/testutil.h"
+
+typedef struct fixture {
+	const char *seg;
+	char *db;
+	pid_t flusher;
+	ckr_client *c;
+} fixture;
+
+static const char *bin(const char *tool)
+{
+	static char path[512];
+	const char *b = getenv("BUILD");
+	snprintf(path, sizeof path, "%s/bin/%s", b && *b ? b : "build", tool);
+	return path;
+}
+
+/* Start ckring-flusher; crash = CKR_FLUSHER_CRASH value or NULL; extra =
+ * one more argument or NULL. Waits (bounded) until it serves the segment. */
+static pid_t start_flusher(fixture *f, const char *crash, const char *extra)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (crash)
+			setenv("CKR_FLUSHER_CRASH", crash, 1);
+		else
+			unsetenv("CKR_FLUSHER_CRASH");
+		execl(bin("ckring-flusher"), "ckring-flusher", "--segment", f->seg, "--db",
+		      f->db, "--create", "--size", "1048576", "--lanes", "4",
+		      "--idle-max-us", "200", extra, (char *)NULL);
+		_exit(127);
+	}
+	ckr_segment s;
+	int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+	while (tu_now_ms() < deadline) {
+		if (ckr_segment_attach(f->seg, true, &s) == 0) {
+			uint64_t owner = atomic_load(&ckr_seg_fl(&s)->owner);
+			ckr_segment_detach(&s);
+			if (ckr_token_pid(owner) == pid) /* its store is ready too */
+				return pid;
+		}
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		sched_yield();
+	}
+	kill(pid, SIGKILL);
+	return -1;
+}
+
+static int stop_flusher(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	int st = tu_wait_child(pid, TU_TIMEOUT_MS);
+	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof *f);
+	f->seg = tu_segname("fl");
+	f->db = tu_tmpdir("fl");
+	f->flusher = start_flusher(f, NULL, NULL);
+	if (f->flusher < 0 || ckr_client_attach(f->seg, NULL, &f->c))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	ckr_client_detach(f->c);
+	if (f->flusher > 0)
+		stop_flusher(f->flusher);
+	ckr_segment_unlink(f->seg);
+	tu_rmrf(f->db);
+	free(f);
+	return 0;
+}
+
+static ckr_run *begin(ckr_client *c, const char *id, ckr_kind kind)
+{
+	ckr_run *r = NULL;
+	ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = kind, .label = "t" };
+	int rc;
+	while ((rc = ckr_run_begin(c, &s, &r, NULL)) == -EAGAIN)
+		sched_yield();
+	assert_int_equal(rc, 0);
+	return r;
+}
+
+static ckr_ticket push_msgs(ckr_run *r, int from, int n)
+{
+	ckr_ticket t = { 0 };
+	char msg[64];
+	for (int i = from; i < from + n; i++) {
+		int len = snprintf(msg, sizeof msg, "message %d", i), rc;
+		while ((rc = ckr_run_message(r, msg, (size_t)len, &t)) == -EAGAIN)
+			sched_yield();
+		assert_int_equal(rc, 0);
+	}
+	return t;
+}
+
+static ckr_store *open_store(fixture *f, bool ro)
+{
+	ckr_store *s;
+	ckr_store_opts o = { .read_only = ro, .max_attempts = 3 };
+	assert_int_equal(ckr_store_open(f->db, &o, &s), 0);
+	return s;
+}
+
+/* The run's transcript is exactly "message 0".."message n-1", no gaps. */
+static void assert_history(fixture *f, const char *id, int n)
+{
+	ckr_store *s = open_store(f, true);
+	ckr_resume *rs;
+	assert_int_equal(ckr_store_resume(s, id, strlen(id), &rs), 0);
+	assert_int_equal(rs->n_gaps, 0);
+	assert_int_equal(rs->n_history, (size_t)n);
+	char want[64];
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(want, sizeof want, "message %d", i);
+		assert_int_equal(rs->history[i].seq, (uint64_t)i + 1);
+		assert_int_equal(rs->history[i].size, (size_t)len);
+		assert_memory_equal(rs->history[i].data, want, (size_t)len);
+	}
+	assert_int_equal(rs->next_seq, (uint64_t)n + 1);
+	ckr_resume_free(rs);
+	ckr_store_close(s);
+}
+
+static void test_pushed_events_persisted_in_order(void **state)
+{
+	fixture *f = *state;
+	ckr_run *a = begin(f->c, "run-a", CKR_KIND_SINGLE_LOOP);
+	ckr_run *b = begin(f->c, "run-b", CKR_KIND_SINGLE_LOOP);
+	push_msgs(a, 0, 500);
+	ckr_ticket t = push_msgs(b, 0, 700);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_SYNCED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "run-a", 500);
+	assert_history(f, "run-b", 700);
+	ckr_run_close(a);
+	ckr_run_close(b);
+}
+
+static void test_outcomes_complete_fail_leave(void **state)
+{
+	fixture *f = *state;
+	ckr_run *c = begin(f->c, "done", CKR_KIND_SINGLE_LOOP);
+	ckr_run *x = begin(f->c, "broke", CKR_KIND_MULTI_PHASE);
+	ckr_run *l = begin(f->c, "left", CKR_KIND_SINGLE_LOOP);
+	ckr_ticket t;
+	push_msgs(c, 0, 3);
+	push_msgs(l, 0, 3);
+	assert_int_equal(ckr_run_phase(x, 0, "plan", "p", 1, NULL), 0);
+	assert_int_equal(ckr_run_finish(c, CKR_OUTCOME_COMPLETE, NULL, NULL), 0);
+	assert_int_equal(ckr_run_finish(l, ckr_classify_outcome(true, CKR_CAUSE_SHUTDOWN),
+					NULL, NULL), 0);
+	assert_int_equal(ckr_run_finish(x, CKR_OUTCOME_FAIL, "tool loop", &t), 0);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	ckr_store *s = open_store(f, true);
+	ckr_run_info info;
+	assert_int_equal(ckr_store_get(s, "done", 4, &info), 0);
+	assert_int_equal(info.state, CKR_RUN_COMPLETED);
+	assert_int_equal(info.events, 0); /* cleared */
+	assert_int_equal(ckr_store_get(s, "broke", 5, &info), 0);
+	assert_int_equal(info.state, CKR_RUN_FAILED);
+	assert_string_equal(info.error, "tool loop");
+	assert_int_equal(ckr_store_get(s, "left", 4, &info), 0);
+	assert_int_equal(info.state, CKR_RUN_RUNNING);
+	ckr_store_close(s);
+	ckr_run_close(c);
+	ckr_run_close(x);
+	ckr_run_close(l);
+}
+
+/* Crash the flusher at `point`, restart it, and check exactly-once. */
+static void crash_and_restart(fixture *f, const char *point)
+{
+	stop_flusher(f->flusher);
+	f->flusher = start_flusher(f, point, NULL);
+	assert_true(f->flusher > 0);
+	ckr_run *r = begin(f->c, "crashy", CKR_KIND_SINGLE_LOOP);
+	ckr_ticket t = { 0 };
+	for (int chunk = 0; chunk < 6; chunk++) {
+		t = push_msgs(r, chunk * 200, 200);
+		/* Give the flusher this chunk: wait for it, or for its death. */
+		ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, 2000);
+	}
+	int st = tu_wait_child(f->flusher, TU_TIMEOUT_MS);
+	assert_true(st != -1 && WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	f->flusher = start_flusher(f, NULL, NULL);
+	assert_true(f->flusher > 0);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "crashy", 1200);
+	ckr_store *s = open_store(f, true);
+	assert_int_equal(ckr_store_counter(s, "dup_seq"), 0); /* nothing applied twice */
+	ckr_store_close(s);
+	ckr_run_close(r);
+}
+
+static void test_flusher_killed_mid_batch(void **state)
+{
+	crash_and_restart(*state, "mid_batch:300");
+}
+
+static void test_flusher_killed_after_commit_before_release(void **state)
+{
+	crash_and_restart(*state, "after_commit:2");
+}
+
+static void test_flusher_killed_after_release(void **state)
+{
+	crash_and_restart(*state, "after_release:2");
+}
+
+static void test_second_flusher_refused(void **state)
+{
+	fixture *f = *state;
+	ckr_flusher_opts o = { .segment = f->seg, .db_dir = f->db };
+	ckr_flusher *fl;
+	assert_int_equal(ckr_flusher_open(&o, &fl), -EBUSY);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", 1);
+		dup2(devnull, 2);
+		execl(bin("ckring-flusher"), "ckring-flusher", "--segment", f->seg, "--db",
+		      f->db, (char *)NULL);
+		_exit(127);
+	}
+	int st = tu_wait_child(pid, TU_TIMEOUT_MS);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+}
+
+/* A child begins a run, pushes n messages, reports, and is SIGKILLed. */
+static void run_and_die(fixture *f, const char *id, int n)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ckr_client *c;
+		if (ckr_client_attach(f->seg, NULL, &c))
+			_exit(1);
+		ckr_run *r = begin(c, id, CKR_KIND_SINGLE_LOOP);
+		push_msgs(r, 0, n);
+		char ok = 1;
+		if (write(p[1], &ok, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	char ok;
+	assert_int_equal(tu_read_full(p[0], &ok, 1, TU_TIMEOUT_MS), 0);
+	kill(pid, SIGKILL);
+	tu_wait_child(pid, TU_TIMEOUT_MS);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Claim, retrying (bounded) while the flusher has not drained the owner. */
+static int claim(ckr_store *s, const char *id, ckr_claim *cl)
+{
+	int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+	int rc;
+	while ((rc = ckr_store_claim(s, id, strlen(id), cl)) == CKR_ENOTDRAINED &&
+	       tu_now_ms() < deadline)
+		sched_yield();
+	return rc;
+}
+
+static void test_dead_producer_run_recovered_and_continued(void **state)
+{
+	fixture *f = *state;
+	run_and_die(f, "victim", 300);
+	ckr_store *s = open_store(f, false);
+	ckr_claim cl;
+	assert_int_equal(claim(s, "victim", &cl), 0);
+	assert_int_equal(cl.incarnation, 2);
+	assert_int_equal(cl.attempts, 1);
+	assert_int_equal(cl.next_seq, 301);
+	ckr_claim again;
+	/* Its owner is now this live process: not interrupted any more. */
+	assert_int_equal(ckr_store_claim(s, "victim", 6, &again), CKR_ENOTINTERRUPTED);
+	ckr_store_close(s);
+	assert_history(f, "victim", 300); /* nothing the dead process pushed is lost */
+	ckr_run *r;
+	assert_int_equal(ckr_run_reopen(f->c, &cl, &r), 0);
+	ckr_ticket t = push_msgs(r, 300, 50);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "victim", 350); /* the same record continues */
+	ckr_run_close(r);
+}
+
+static void test_stale_incarnation_fenced(void **state)
+{
+	fixture *f = *state;
+	run_and_die(f, "fenced", 10);
+	ckr_store *s = open_store(f, false);
+	ckr_claim cl;
+	assert_int_equal(claim(s, "fenced", &cl), 0);
+	ckr_store_close(s);
+	ckr_claim stale = cl; /* a writer that still thinks it is incarnation 1 */
+	stale.incarnation = 1;
+	ckr_run *r;
+	assert_int_equal(ckr_run_reopen(f->c, &stale, &r), 0);
+	ckr_ticket t = push_msgs(r, 10, 5);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "fenced", 10);
+	s = open_store(f, true);
+	assert_int_equal(ckr_store_counter(s, "stale"), 5);
+	ckr_store_close(s);
+	ckr_run_close(r);
+}
+
+static void test_sigterm_drains_then_exits_zero(void **state)
+{
+	fixture *f = *state;
+	ckr_run *r = begin(f->c, "drain", CKR_KIND_SINGLE_LOOP);
+	push_msgs(r, 0, 2000);
+	assert_int_equal(stop_flusher(f->flusher), 0);
+	f->flusher = 0;
+	assert_history(f, "drain", 2000);
+	ckr_run_close(r);
+}
+
+static void test_map_grows_from_tiny_map(void **state)
+{
+	fixture *f = *state;
+	stop_flusher(f->flusher);
+	tu_rmrf(f->db);
+	f->db = tu_tmpdir("flmap");
+	f->flusher = start_flusher(f, NULL, "--map-size=65536");
+	assert_true(f->flusher > 0);
+	ckr_run *r = begin(f->c, "grow", CKR_KIND_SINGLE_LOOP);
+	ckr_ticket t = push_msgs(r, 0, 5000);
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "grow", 5000);
+	ckr_run_close(r);
+}
+
+/* The DB on a 1 MiB tmpfs: the flusher stops draining (producers see a full
+ * ring), then, once the disk has room again, everything lands. Needs root
+ * for mount(2); skipped otherwise. */
+static void test_full_disk_keeps_events_in_ring(void **state)
+{
+	fixture *f = *state;
+	char *mnt = tu_tmpdir("fldisk");
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0) {
+		tu_rmrf(mnt);
+		skip();
+	}
+	stop_flusher(f->flusher);
+	char *saved = f->db;
+	f->db = mnt;
+	f->flusher = start_flusher(f, NULL, "--map-size=262144");
+	assert_true(f->flusher > 0);
+	ckr_run *r = begin(f->c, "disk", CKR_KIND_SINGLE_LOOP);
+	uint8_t msg[2000] = { 0 };
+	int rc = 0, accepted = 0;
+	while (accepted < 20000 && (rc = ckr_run_message(r, msg, sizeof msg, NULL)) == 0)
+		accepted++;
+	if (rc == 0) { /* the ring never filled: wait until it does */
+		int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+		while ((rc = ckr_run_message(r, msg, sizeof msg, NULL)) != -EAGAIN &&
+		       tu_now_ms() < deadline)
+			accepted += rc == 0;
+	}
+	assert_int_equal(rc, -EAGAIN); /* producers see ring-full, nothing lost */
+	assert_int_equal(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=256m"), 0);
+	ckr_ticket t;
+	while ((rc = ckr_run_message(r, msg, 10, &t)) == -EAGAIN)
+		sched_yield();
+	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	ckr_store *s = open_store(f, true);
+	ckr_run_info info;
+	assert_int_equal(ckr_store_get(s, "disk", 4, &info), 0);
+	assert_int_equal(info.events, (uint64_t)accepted + 2); /* + begin + last */
+	ckr_store_close(s);
+	ckr_run_close(r);
+	assert_int_equal(stop_flusher(f->flusher), 0);
+	f->flusher = 0;
+	umount2(mnt, MNT_DETACH);
+	f->db = saved;
+	tu_rmrf(mnt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_pushed_events_persisted_in_order),
+		T(test_outcomes_complete_fail_leave),
+		T(test_flusher_killed_mid_batch),
+		T(test_flusher_killed_after_commit_before_release),
+		T(test_flusher_killed_after_release),
+		T(test_second_flusher_refused),
+		T(test_dead_producer_run_recovered_and_continued),
+		T(test_stale_incarnation_fenced),
+		T(test_sigterm_drains_then_exits_zero),
+		T(test_map_grows_from_tiny_map),
+		T(test_full_disk_keeps_events_in_ring),
+#undef T
+	};
+	return cmocka_run_group_tests_name("flusher", tests, NULL, NULL);
+}
