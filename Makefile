@@ -40,7 +40,7 @@ TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 # Tests that exercise concurrency; `make tsan` runs these under ThreadSanitizer.
 TSAN_TESTS ?= test_ring_stress test_client_threads
 
-DEBIAN_PKGS := liblmdb-dev libcmocka-dev liburcu-dev lmdb-utils pkg-config \
+DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev
 
 .PHONY: all lib tools tests test check asan tsan deps demo model bench install \

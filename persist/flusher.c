@@ -33,7 +33,7 @@
 #define BATCH_MAX_EVENTS 8192
 #define BATCH_MAX_BYTES (UINT64_C(16) << 20)
 #define LIVENESS_EVERY_NS (UINT64_C(50) * 1000000)
-#define HOUSEKEEP_EVERY_NS (UINT64_C(10) * 1000000000)
+#define IDLE_LIVENESS_EVERY_NS (UINT64_C(1000) * 1000000)
 
 /* ------------------------------------------------------------------ */
 /* opening: segment, flusher slot, store, cursors                      */
@@ -211,21 +211,38 @@ void ckr_flusher_heartbeat(ckr_flusher *f)
 /* ------------------------------------------------------------------ */
 
 /* Are the lane's writers gone (owner dead or detached)? Liveness is read
- * from /proc at most every LIVENESS_EVERY_NS per lane, or when the owner
- * word changes. A free lane (0) counts as live: it may be attached now. */
-static bool writers_gone(ckr_flusher *f, flusher_lane *fl, uint64_t owner)
+ * from /proc only when the owner word changed or the cached answer is older
+ * than `max_age_ns`. A free lane (0) counts as live: it may be attached now. */
+static bool writers_gone(flusher_lane *fl, uint64_t owner, uint64_t max_age_ns)
 {
 	if (owner == 0)
 		return false;
 	if (owner & CKR_OWNER_DETACHED)
 		return true;
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (owner != fl->owner_seen || now - fl->owner_checked_ns > LIVENESS_EVERY_NS) {
+	if (owner != fl->owner_seen || now - fl->owner_checked_ns > max_age_ns) {
 		fl->owner_seen = owner;
 		fl->owner_checked_ns = now;
 		fl->owner_dead = !ckr_proc_alive(owner);
 	}
 	return fl->owner_dead;
+}
+
+/*
+ * Is there anything to do in this lane: new records (its tail moved since
+ * the last pass), or an owner that left (its lane is to be drained and
+ * freed)? An idle flusher answers this from two loads per lane and, rarely,
+ * a liveness check: a stuck lane (records behind a claim) every 50 ms, an
+ * idle owned lane every second.
+ */
+static bool lane_has_work(flusher_lane *fl)
+{
+	uint64_t tail = ckr_lane_tail(&fl->lane);
+	if (tail != fl->tail_seen)
+		return true;
+	uint64_t owner = ckr_lane_owner(&fl->lane);
+	uint64_t age = tail != fl->rpos ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS;
+	return writers_gone(fl, owner, age);
 }
 
 /* Does any other lane still belong to the process of token? */
@@ -298,7 +315,7 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 {
 	flusher_lane *fl = &f->lanes[i];
 	uint64_t owner = ckr_lane_owner(&fl->lane);
-	bool gone = writers_gone(f, fl, owner);
+	bool gone = writers_gone(fl, owner, LIVENESS_EVERY_NS);
 	ckr_lane_record rec;
 	fl->pending = fl->rpos;
 	fl->pending_records = 0;
@@ -444,10 +461,16 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	size_t n = 0;
 	bool work = false;
 	*n_events = 0;
+	bool any = f->replay; /* a batch that did not commit is read again */
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		any = lane_has_work(&f->lanes[i]) || any;
+	if (!any)
+		return 0; /* idle: no store transaction at all */
 	memset(&f->batch, 0, sizeof f->batch);
 	int rc = ckr_batch_begin(f->store, &b);
 	if (rc)
 		return rc;
+	f->replay = true; /* until the commit below succeeds */
 	rc = fill_batch(f, b, &n, &work);
 	if (rc == CKR_STORE_MAPFULL) {
 		ckr_batch_abort(b);
@@ -455,6 +478,7 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	}
 	if (rc || !work) {
 		ckr_batch_abort(b);
+		f->replay = rc != 0;
 		return rc;
 	}
 	rc = ckr_batch_commit(b);
@@ -463,6 +487,7 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	if (rc)
 		return rc;
 	f->backoff_ms = 0;
+	f->replay = false;
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_COMMIT);
 	publish(f, n);
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_RELEASE);

@@ -60,6 +60,7 @@ struct ckr_flusher {
 	uint64_t last_sync_ns;
 	uint64_t last_housekeep_ns;
 	uint32_t backoff_ms;
+	bool replay;              /* the last batch did not commit: redo it */
 	ckr_flusher_stats stats;  /* committed batches */
 	ckr_flusher_stats batch;  /* the open batch, merged after its commit */
 	ckr_crash_point crash_at;
