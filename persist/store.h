@@ -72,41 +72,46 @@ int ckr_batch_begin(ckr_store *s, ckr_batch **out);
  * COMPLETED; fail marks it FAILED with its error; events of another
  * incarnation, or after the end, are ignored and counted.
  * @param[out] what  what happened (may be NULL)
- * @return 0 (also when the event was ignored); -ENOSPC the map is full (the
- *         batch is then dead: abort it, grow, and replay); -EIO.
+ * @return 0 (also when the event was ignored); CKR_STORE_MAPFULL the map is
+ *         full (the batch is then dead: abort it, grow, and replay);
+ *         -ENOSPC the disk is full; -E2BIG the transaction is too large
+ *         (split the batch); -EIO.
  */
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
 		    size_t raw_len, ckr_apply *what);
 
 /* Keep a record that failed validation: raw bytes (cut to 64 KiB), why,
- * where. @return 0; -ENOSPC; -EIO. */
+ * where. @return 0; CKR_STORE_MAPFULL; -ENOSPC; -EIO. */
 int ckr_batch_quarantine(ckr_batch *b, const char *reason, uint32_t lane,
 			 uint64_t pos, const void *raw, size_t len);
 
 /* Persist a lane's consumed position for this segment epoch.
- * @return 0; -ENOSPC; -EIO. */
+ * @return 0; CKR_STORE_MAPFULL; -ENOSPC; -EIO. */
 int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
 			 uint32_t lane, uint64_t pos);
 
 /* Record that every event of the process `owner_token` has been drained from
- * the ring (its lane was reclaimed after its death). @return 0; -ENOSPC. */
+ * the ring (its lane was reclaimed after its death).
+ * @return 0; CKR_STORE_MAPFULL; -ENOSPC. */
 int ckr_batch_owner_drained(ckr_batch *b, uint64_t owner_token);
 
-/* Add to the store's counters (name: "dup_begin", "stale", "orphan",
- * "after_end", "dup_seq", "over_limit", "quarantined", ...). */
+/* Add to the store's counters. ckr_batch_apply and ckr_batch_quarantine
+ * already count what they do ("stored", "dup_begin", "stale", "orphan",
+ * "after_end", "dup_seq", "bad_kind", "bad_begin", "quarantined"); this is
+ * for other counts. */
 int ckr_batch_count(ckr_batch *b, const char *name, uint64_t add);
 
 /*
  * Commit. With sync=always the commit is fsync'd before this returns.
- * @return 0; -ENOSPC map full or disk full (nothing was committed; the
- *         batch is freed); -EIO. The batch is freed in every case.
+ * @return 0; CKR_STORE_MAPFULL map full, -ENOSPC disk full (nothing was
+ *         committed); -EIO. The batch is freed in every case.
  */
 int ckr_batch_commit(ckr_batch *b);
 
 /* Abandon the transaction (nothing written). NULL is allowed. */
 void ckr_batch_abort(ckr_batch *b);
 
-/* Double the map size (after -ENOSPC from a full map). No batch may be open.
+/* Double the map size (after CKR_STORE_MAPFULL). No batch may be open.
  * @return 0; -ENOMEM / -ENOSPC the map cannot grow (disk full). */
 int ckr_store_grow(ckr_store *s);
 

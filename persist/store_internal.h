@@ -1,0 +1,198 @@
+/*
+ * store_internal.h — what the persist/store_*.c files share and nothing else
+ * includes: the store handle, the named databases, the run record codec,
+ * key encodings, transactions that survive another process growing the map,
+ * and LMDB error mapping. The bytes these produce are persist/FORMAT.md.
+ *
+ *   store.c          open/close, records, keys, txns, grow/sync/cursors/counters
+ *   store_batch.c    the flusher's write batch and the run state machine
+ *   store_recover.c  list / get / claim / resume / prune
+ */
+#ifndef CKR_STORE_INTERNAL_H
+#define CKR_STORE_INTERNAL_H
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "persist/store.h"
+
+/* The named databases, in the order of ckr_st_db_names. */
+enum ckr_db {
+	CKR_DB_META,
+	CKR_DB_RUNS,
+	CKR_DB_EVENTS,
+	CKR_DB_CURSORS,
+	CKR_DB_OWNERS,
+	CKR_DB_QUARANTINE,
+	CKR_DB_COUNTERS,
+	CKR_DB_COUNT
+};
+
+struct ckr_store {
+	MDB_env *env;
+	MDB_dbi dbi[CKR_DB_COUNT];
+	bool read_only;            /* MDB_RDONLY: no claims, no batches */
+	uint32_t max_attempts;     /* recoverer's limit; 0 = meta's */
+	uint32_t keep_completed_s; /* flusher: keep completed runs' events */
+	/*
+	 * Held shared by every transaction of this handle, exclusive while the
+	 * map is resized (ckr_store_grow, or adopting the size another process
+	 * grew it to after MDB_MAP_RESIZED): LMDB allows mdb_env_set_mapsize()
+	 * only while this process has no transaction open.
+	 */
+	pthread_rwlock_t map_lock;
+	atomic_bool batch_open;    /* one write batch at a time (-EBUSY) */
+};
+
+/* ---- run records (the `runs` values) ---- */
+
+#define CKR_REC_VERSION 1
+#define CKR_REC_HEADER 96
+#define CKR_REC_CLEARED 0x1u   /* flags: events and metadata removed */
+#define CKR_REC_ERROR_MAX 4096 /* longest error kept in a record */
+
+/* A decoded run record. label/meta/error point into the decoded bytes. */
+typedef struct ckr_rec {
+	uint8_t state;         /* ckr_run_state */
+	uint8_t kind;          /* ckr_kind */
+	uint32_t incarnation;
+	uint64_t owner;        /* owner token (shm/proc.h) */
+	uint32_t attempts;
+	uint32_t flags;
+	uint64_t created_ns, updated_ns, finished_ns;
+	uint64_t events, last_seq, bytes;
+	uint8_t epoch[CKR_EPOCH_BYTES];
+	const uint8_t *label;
+	size_t label_len;
+	const uint8_t *meta;
+	size_t meta_len;
+	const uint8_t *error;
+	size_t error_len;
+} ckr_rec;
+
+/* A growable private byte buffer. */
+typedef struct ckr_buf {
+	uint8_t *p;
+	size_t cap;
+} ckr_buf;
+
+/* Make b hold at least n bytes. @return 0; -ENOMEM. */
+int ckr_st_buf_reserve(ckr_buf *b, size_t n);
+
+/* Decode a record. @return 0; CKR_ECORRUPT. */
+int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r);
+
+/* Read run id's record in txn into a private copy (*copy), so that r stays
+ * valid across later writes of txn; copy NULL: decode in place (r is valid
+ * until txn writes or ends). @return 0; -ENOENT; CKR_ECORRUPT; -ENOMEM;
+ * -EIO. */
+int ckr_st_rec_get(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		   size_t id_len, ckr_rec *r, ckr_buf *copy);
+
+/* Encode r (into *tmp, which must not hold r's label/meta/error) and put it
+ * as run id's record. @return 0; CKR_STORE_MAPFULL; -ENOMEM; -EIO. */
+int ckr_st_rec_put(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		   size_t id_len, const ckr_rec *r, ckr_buf *tmp);
+
+/* ---- keys ---- */
+
+#define CKR_EVENT_KEY_MAX (1 + CKR_RUN_ID_MAX + 8)
+
+/* The `events` key of (id, seq): u8 id_len, id, u64 BE seq. @return length. */
+size_t ckr_st_event_key(uint8_t out[CKR_EVENT_KEY_MAX], const uint8_t *id,
+			size_t id_len, uint64_t seq);
+
+/* Delete every `events` row of run id. @return 0; CKR_STORE_MAPFULL; -EIO. */
+int ckr_st_delete_events(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			 size_t id_len);
+
+/* Turn r into a tombstone in memory (events 0, bytes 0, no metadata,
+ * CKR_REC_CLEARED) after deleting its `events` rows; the caller puts r.
+ * @return 0; CKR_STORE_MAPFULL; -EIO. */
+int ckr_st_rec_clear(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		     size_t id_len, ckr_rec *r);
+
+/* The store's current segment epoch; *set false when none is recorded.
+ * @return 0; -EIO; CKR_ECORRUPT. */
+int ckr_st_current_epoch(MDB_txn *txn, const ckr_store *s,
+			 uint8_t epoch[CKR_EPOCH_BYTES], bool *set);
+
+/* Has the owner of r been drained: its token is in `owners`, or r was
+ * written under another segment epoch than the current one? */
+bool ckr_st_owner_drained(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+			  const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set);
+
+/* ---- transactions ---- */
+
+/* Begin a transaction under the map lock (taken shared), adopting a map
+ * grown by another process. @return 0; -EROFS write on a read-only store;
+ * -ENOMEM; -EAGAIN reader table full; -EIO. On failure the lock is not held. */
+int ckr_st_txn_begin(ckr_store *s, bool write, MDB_txn **txn);
+
+/* Commit (the lock is released). @return 0; CKR_STORE_MAPFULL; -ENOSPC
+ * disk full; -EIO. */
+int ckr_st_txn_commit(ckr_store *s, MDB_txn *txn);
+
+/* Abort (the lock is released). */
+void ckr_st_txn_abort(ckr_store *s, MDB_txn *txn);
+
+/* ---- misc ---- */
+
+/* An LMDB or system error as 0 or a negative errno / CKR_E* code
+ * (MDB_MAP_FULL → CKR_STORE_MAPFULL). */
+int ckr_st_err(int rc);
+
+/* For the public calls: CKR_STORE_MAPFULL never escapes the flusher. */
+static inline int ckr_st_public_err(int rc)
+{
+	return rc == CKR_STORE_MAPFULL ? -ENOSPC : rc;
+}
+
+/* CLOCK_REALTIME in nanoseconds. */
+uint64_t ckr_st_now_ns(void);
+
+static inline void ckr_st_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t ckr_st_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void ckr_st_put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static inline uint32_t ckr_st_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void ckr_st_put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t ckr_st_get_le(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#endif /* CKR_STORE_INTERNAL_H */
