@@ -34,10 +34,18 @@ static inline uint64_t align8(uint64_t v)
 	return (v + 7) & ~UINT64_C(7);
 }
 
+/* The lap tag of a position: its lap, salted per lane and segment, so that
+ * small integers in stale payload bytes do not look like seals of the first
+ * laps. */
+static inline uint64_t lap_tag(const ckr_lane *l, uint64_t pos)
+{
+	return ((pos >> l->shift) ^ l->salt) & LAP_MASK;
+}
+
 static inline uint64_t seal_make(const ckr_lane *l, uint64_t pos, uint64_t len,
 				 unsigned state)
 {
-	return ((pos >> l->shift) & LAP_MASK) << 24 | (len >> 3) << 2 | state;
+	return lap_tag(l, pos) << 24 | (len >> 3) << 2 | state;
 }
 
 static inline unsigned seal_state(uint64_t w)
@@ -70,7 +78,7 @@ static bool seal_valid(const ckr_lane *l, uint64_t w, uint64_t pos)
 {
 	unsigned st = seal_state(w);
 	uint64_t len = seal_len(w), room = l->capacity - (pos & l->mask);
-	if (st == CKR_SEAL_NONE || (w >> 24) != ((pos >> l->shift) & LAP_MASK))
+	if (st == CKR_SEAL_NONE || (w >> 24) != lap_tag(l, pos))
 		return false;
 	if (len < 8 || len > room)
 		return false;
@@ -79,8 +87,22 @@ static bool seal_valid(const ckr_lane *l, uint64_t w, uint64_t pos)
 	return len >= CKR_REC_HEADER && len <= max_total(l);
 }
 
+/* splitmix64 finaliser: the lane's salt from the segment epoch. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out)
 {
+	uint64_t e0, e1;
+	memcpy(&e0, seg->epoch, 8);
+	memcpy(&e1, seg->epoch + 8, 8);
+	out->salt = mix64(e0 ^ mix64(e1 + index)) & LAP_MASK;
 	out->ctl = (ckr_lane_ctl *)(void *)(seg->base + CKR_SEG_CTL_OFFSET +
 					    (uint64_t)index * CKR_LANE_CTL_SIZE);
 	out->data = seg->base + seg->data_offset + (uint64_t)index * seg->lane_capacity;
@@ -150,16 +172,20 @@ static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
 	for (;;) {
 		uint64_t idx = t & l->mask;
 		uint64_t p = idx + need > l->capacity ? l->capacity - idx : 0;
-		/* relaxed: head_cache is a hint never above head (P3). */
-		uint64_t h = atomic_load_explicit(&c->head_cache, memory_order_relaxed);
+		/* acquire: pairs with the release store below by the producer
+		 * that refreshed the cache, which had acquired head from the
+		 * consumer (C6): so the consumer's reads below h happen-before
+		 * our writes there, even when we never load head ourselves. */
+		uint64_t h = atomic_load_explicit(&c->head_cache, memory_order_acquire);
 		if (t + p + need - h > l->capacity) {
 			/* acquire: pairs with the release store of head in
 			 * ckr_lane_release() (C6): the consumer has finished
 			 * reading everything below h, so we may overwrite it. */
 			h = atomic_load_explicit(&c->head, memory_order_acquire);
-			/* relaxed: a hint; racing producers store values that
+			/* release: pairs with the acquire load of head_cache
+			 * above (see there). Racing producers store values that
 			 * are all <= head, which keeps it a safe hint. */
-			atomic_store_explicit(&c->head_cache, h, memory_order_relaxed);
+			atomic_store_explicit(&c->head_cache, h, memory_order_release);
 			if (t + p + need - h > l->capacity) {
 				/* relaxed: a statistic. */
 				atomic_fetch_add_explicit(&c->refused_full, 1,
@@ -268,6 +294,21 @@ int ckr_lane_push(ckr_lane *l, const void *payload, uint32_t len, uint64_t *end)
 /* the consumer                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Does the record image rec (seal w, len bytes, header first) check out:
+ * payload_len agrees with the seal and the CRC matches? */
+static const char *record_check(const ckr_lane *l, uint64_t w, const uint8_t *rec)
+{
+	uint32_t crc, plen;
+	memcpy(&crc, rec + 8, 4);
+	memcpy(&plen, rec + 12, 4);
+	if (plen > l->max_record || align8(CKR_REC_HEADER + (uint64_t)plen) != seal_len(w))
+		return "record length does not match its seal";
+	uint32_t want = ckr_crc32c(ckr_crc32c(0, &w, 8), &plen, 4);
+	if (ckr_crc32c(want, rec + CKR_REC_HEADER, plen) != crc)
+		return "checksum mismatch";
+	return NULL;
+}
+
 /* C3: copy a sealed DATA record out and validate the copy. */
 static void read_data(const ckr_lane *l, uint64_t pos, uint64_t w, void *buf,
 		      ckr_lane_record *rec)
@@ -276,39 +317,42 @@ static void read_data(const ckr_lane *l, uint64_t pos, uint64_t w, void *buf,
 	uint8_t *b = buf;
 	memcpy(b, &w, 8);
 	memcpy(b + 8, l->data + (pos & l->mask) + 8, len - 8);
-	uint32_t crc, plen;
-	memcpy(&crc, b + 8, 4);
-	memcpy(&plen, b + 12, 4);
 	rec->next = pos + len;
-	if (plen > l->max_record || align8(CKR_REC_HEADER + (uint64_t)plen) != len) {
+	rec->reason = record_check(l, w, b);
+	if (rec->reason) {
 		rec->status = CKR_READ_CORRUPT;
-		rec->reason = "record length does not match its seal";
 		rec->raw_len = (uint32_t)len;
 		return;
 	}
-	uint32_t want = ckr_crc32c(ckr_crc32c(0, b, 8), b + 12, 4);
-	want = ckr_crc32c(want, b + CKR_REC_HEADER, plen);
-	if (want != crc) {
-		rec->status = CKR_READ_CORRUPT;
-		rec->reason = "checksum mismatch";
-		rec->raw_len = (uint32_t)len;
-		return;
-	}
+	uint32_t plen;
+	memcpy(&plen, b + 12, 4);
 	memmove(b, b + CKR_REC_HEADER, plen);
 	rec->status = CKR_READ_RECORD;
 	rec->payload_len = plen;
 }
 
-/* C4 (dead owner, no seal): the first q in (pos, tail) with a seal valid for
- * q, or tail. Only safe when no writer exists. */
+/* A candidate of the scan below: a seal valid for q whose record ends at or
+ * before tail and, for DATA, passes its checksum in place. */
+static bool scan_candidate(const ckr_lane *l, uint64_t q, uint64_t tail)
+{
+	/* relaxed: no writer exists (owner dead or detached). */
+	uint64_t w = atomic_load_explicit(seal_at(l, q), memory_order_relaxed);
+	if (!seal_valid(l, w, q) || q + seal_len(w) > tail)
+		return false;
+	if (seal_state(w) != CKR_SEAL_DATA)
+		return true;
+	return record_check(l, w, (const uint8_t *)seal_at(l, q)) == NULL;
+}
+
+/* C4 (dead owner, no seal): the first q in (pos, tail) where a record
+ * checks out, or tail. Only safe when no writer exists. Stale bytes of an
+ * earlier lap would need the salted lap tag, a length that fits and a
+ * matching CRC to be taken for a record. */
 static uint64_t scan_forward(const ckr_lane *l, uint64_t pos, uint64_t tail)
 {
-	for (uint64_t q = pos + 8; q < tail; q += 8) {
-		/* relaxed: no writer exists (owner dead or detached). */
-		uint64_t w = atomic_load_explicit(seal_at(l, q), memory_order_relaxed);
-		if (seal_valid(l, w, q))
+	for (uint64_t q = pos + 8; q < tail; q += 8)
+		if (scan_candidate(l, q, tail))
 			return q;
-	}
 	return tail;
 }
 

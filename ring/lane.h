@@ -14,7 +14,7 @@
  * drained (records the flusher consumed) + the records still in the lane.
  *
  *   data: capacity C bytes; a record at position p starts at p & (C-1):
- *   +0  seal = lap(p) << 24 | (len / 8) << 2 | state
+ *   +0  seal = (lap(p) ^ salt) << 24 | (len / 8) << 2 | state
  *   +8  u32 crc32c (seal, payload_len, payload) | u32 payload_len
  *   +16 payload, zero..7 bytes of alignment
  *
@@ -76,6 +76,7 @@ typedef struct ckr_lane {
 	uint32_t shift;
 	uint32_t index;
 	uint32_t max_record;
+	uint64_t salt;        /* lap tag salt, derived from the epoch */
 } ckr_lane;
 
 /* The view of lane `index` (< seg->lane_count). This function can't fail. */

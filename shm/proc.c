@@ -68,6 +68,22 @@ static int read_stat(pid_t pid, char *state, uint64_t *out)
 	return parse_stat(buf, state, out);
 }
 
+/* Threads: of /proc/PID/status; 0 when unreadable (the process is gone). */
+static long thread_count(pid_t pid)
+{
+	char path[64], line[256];
+	long n = 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Threads: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 int ckr_proc_start_ticks(pid_t pid, uint64_t *out)
 {
 	char state;
@@ -93,9 +109,11 @@ bool ckr_proc_alive(uint64_t token)
 	char state;
 	int rc = read_stat(pid, &state, &start);
 	if (rc == 0) {
-		/* A zombie (Z) or dead (X) task has exited: its threads are gone,
-		 * so it can write nothing any more. */
-		if (state == 'Z' || state == 'X')
+		/* A dead (X) task, or a zombie (Z) whose threads are all gone,
+		 * can write nothing any more. A zombie leader whose other
+		 * threads still run (its main thread called pthread_exit) is
+		 * alive. */
+		if (state == 'X' || (state == 'Z' && thread_count(pid) <= 1))
 			return false;
 		return (start & (~UINT64_C(0) >> CKR_PID_BITS)) ==
 		       ckr_token_start(token);

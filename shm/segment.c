@@ -201,11 +201,23 @@ static int validate_header(const ckr_seg_header *h, uint64_t magic,
 	return 0;
 }
 
+/* An object smaller than the header page: a truncated segment if it starts
+ * with our magic, otherwise not a segment at all. */
+static int small_object(int fd)
+{
+	uint64_t magic = 0;
+	if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic)
+		return CKR_ENOTSEG;
+	return magic == magic_word() ? CKR_ETRUNC : CKR_ENOTSEG;
+}
+
 /* Map the first page and take a private copy of the header. */
 static int read_header(int fd, uint64_t object_size, ckr_seg_header *copy)
 {
+	if (object_size < sizeof(uint64_t))
+		return CKR_ENOTSEG;
 	if (object_size < CKR_SEG_CTL_OFFSET)
-		return object_size == 0 ? CKR_ENOTSEG : CKR_ETRUNC;
+		return small_object(fd);
 	void *p = mmap(NULL, CKR_SEG_CTL_OFFSET, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -223,9 +235,13 @@ static int open_object(const char *name, bool read_only, int *fd_out,
 	char path[CKR_NAME_MAX + 2];
 	struct stat st;
 	shm_path(name, path);
-	int fd = shm_open(path, read_only ? O_RDONLY : O_RDWR, 0);
+	/* O_NONBLOCK: a FIFO planted under the name must not block us; it is
+	 * refused below. The name is valid, so EINVAL/EISDIR (glibc reports a
+	 * directory as EINVAL) and ELOOP (a symlink) mean "not a segment". */
+	int fd = shm_open(path, (read_only ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0);
 	if (fd < 0)
-		return errno == ELOOP ? CKR_ENOTSEG : -errno;
+		return errno == ELOOP || errno == EINVAL || errno == EISDIR ? CKR_ENOTSEG
+									      : -errno;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return CKR_ENOTSEG;

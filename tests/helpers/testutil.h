@@ -36,3 +36,27 @@ int tu_wait_child(pid_t pid, int timeout_ms);
 bool tu_wait_stopped(pid_t pid, int timeout_ms);
 
 #endif
+
+/* ---- appended helpers (stress / multi-process tests) ---- */
+
+/* An integer from the environment variable name, or def when unset or
+ * malformed. */
+long tu_env_long(const char *name, long def);
+
+/* True when CKR_TEST_KNOWN_BUGS=1: tests that demonstrate a reported, not
+ * yet fixed bug run (and fail) instead of being skipped. */
+bool tu_known_bugs(void);
+
+/* A random seed, or CKR_SEED from the environment; printed to stderr with
+ * the tag so a failing run can be replayed. */
+uint64_t tu_seed(const char *tag);
+
+/* splitmix64: a well-mixed 64-bit hash of x (deterministic test data). */
+uint64_t tu_mix64(uint64_t x);
+
+/* "/dev/shm/NAME" into out (size n). */
+void tu_shm_path(const char *name, char *out, size_t n);
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), or 0 if the
+ * process cannot be read. */
+char tu_proc_state(pid_t pid);
