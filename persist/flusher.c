@@ -256,6 +256,38 @@ static bool token_in_other_lane(ckr_flusher *f, uint32_t self, uint64_t token)
 	return false;
 }
 
+/*
+ * A run's owner that died without ever holding a lane (a recoverer that
+ * claimed a run and died before pushing) would never be marked drained, so
+ * its run could never be claimed again. Such an owner has nothing in the
+ * ring: mark it drained. Dead is checked before the lanes are scanned, so the
+ * owner cannot attach a lane in between.
+ */
+int ckr_flusher_mark_lost_owners(ckr_flusher *f)
+{
+	ckr_run_info *runs;
+	size_t n;
+	int rc = ckr_store_list(f->store, CKR_LIST_INTERRUPTED, &runs, &n);
+	if (rc)
+		return rc;
+	ckr_batch *b = NULL;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint64_t tok = ckr_token_make((pid_t)runs[i].owner_pid, runs[i].owner_start);
+		if (runs[i].owner_drained || runs[i].owner_alive ||
+		    token_in_other_lane(f, UINT32_MAX, tok))
+			continue;
+		if (!b)
+			rc = ckr_batch_begin(f->store, &b);
+		if (rc == 0)
+			rc = ckr_batch_owner_drained(b, tok);
+	}
+	free(runs);
+	if (b && rc == 0)
+		return ckr_batch_commit(b);
+	ckr_batch_abort(b);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* one batch                                                           */
 /* ------------------------------------------------------------------ */

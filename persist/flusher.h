@@ -59,6 +59,7 @@ struct ckr_flusher {
 	size_t buf_cap;
 	uint64_t last_sync_ns;
 	uint64_t last_housekeep_ns;
+	uint64_t housekeeps;
 	uint32_t backoff_ms;
 	bool replay;              /* the last batch did not commit: redo it */
 	ckr_flusher_stats stats;  /* committed batches */
@@ -72,6 +73,10 @@ void ckr_flusher_heartbeat(ckr_flusher *f);
 
 /* Publish counters, bump commit_seq and wake ckr_wait() sleepers. */
 void ckr_flusher_wake_waiters(ckr_flusher *f);
+
+/* Mark dead run owners that hold no lane as drained (see flusher.c).
+ * @return 0 or a store error. */
+int ckr_flusher_mark_lost_owners(ckr_flusher *f);
 
 /* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. */
 void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);

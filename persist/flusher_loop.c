@@ -77,13 +77,19 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	return 0;
 }
 
+/* Every second: owners lost without a lane; every tenth: pruning. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (now - f->last_housekeep_ns < UINT64_C(10) * 1000000000)
+	if (now - f->last_housekeep_ns < UINT64_C(1000000000))
 		return;
 	f->last_housekeep_ns = now;
-	int rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
+	int rc = ckr_flusher_mark_lost_owners(f);
+	if (rc < 0)
+		fprintf(stderr, "ckring-flusher: marking lost owners: %s\n", ckr_strerror(rc));
+	if (++f->housekeeps % 10 != 0)
+		return;
+	rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
 	if (rc < 0)
 		fprintf(stderr, "ckring-flusher: prune: %s\n", ckr_strerror(rc));
 }

@@ -322,6 +322,31 @@ static void test_dead_producer_run_recovered_and_continued(void **state)
 	ckr_run_close(r);
 }
 
+/* A recoverer that claims a run and dies before pushing anything: the
+ * flusher marks its owner drained, so the run can be claimed again. */
+static void test_run_of_dead_claimer_can_be_claimed_again(void **state)
+{
+	fixture *f = *state;
+	run_and_die(f, "twice", 5);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ckr_store *s;
+		ckr_store_opts o = { .max_attempts = 3 };
+		ckr_claim cl;
+		if (ckr_store_open(f->db, &o, &s) || claim(s, "twice", &cl))
+			_exit(1);
+		_exit(0); /* dies holding the claim, without a lane */
+	}
+	int st = tu_wait_child(pid, TU_TIMEOUT_MS);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ckr_store *s = open_store(f, false);
+	ckr_claim cl;
+	assert_int_equal(claim(s, "twice", &cl), 0);
+	assert_int_equal(cl.incarnation, 3);
+	assert_int_equal(cl.attempts, 2);
+	ckr_store_close(s);
+}
+
 static void test_stale_incarnation_fenced(void **state)
 {
 	fixture *f = *state;
@@ -426,6 +451,7 @@ int main(void)
 		T(test_flusher_killed_after_release),
 		T(test_second_flusher_refused),
 		T(test_dead_producer_run_recovered_and_continued),
+		T(test_run_of_dead_claimer_can_be_claimed_again),
 		T(test_stale_incarnation_fenced),
 		T(test_sigterm_drains_then_exits_zero),
 		T(test_map_grows_from_tiny_map),
