@@ -146,6 +146,10 @@ bench: deps
 install: all
 	$(Q)bash packaging/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
 
+## uninstall: remove what install put under DESTDIR/PREFIX
+uninstall:
+	$(Q)bash packaging/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)"
+
 ## clean: remove build output
 clean:
 	$(Q)rm -rf build build-asan build-tsan

@@ -425,6 +425,15 @@ bool ckr_lane_free(ckr_lane *l, uint64_t owner)
 						       memory_order_relaxed);
 }
 
+bool ckr_lane_ready(const ckr_lane *l, uint64_t pos)
+{
+	/* acquire: pairs with the producer's release of the seal (P5/P8),
+	 * like C2; the caller reads the record only through ckr_lane_read. */
+	uint64_t w = atomic_load_explicit(seal_at(l, pos), memory_order_acquire);
+	unsigned st = seal_state(w);
+	return seal_valid(l, w, pos) && (st == CKR_SEAL_DATA || st == CKR_SEAL_PAD);
+}
+
 uint64_t ckr_lane_tail(const ckr_lane *l)
 {
 	/* relaxed: a snapshot for the flusher's bookkeeping / the inspector. */

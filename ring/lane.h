@@ -179,6 +179,10 @@ void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
  * still holds `owner`. @return true if it was freed. */
 bool ckr_lane_free(ckr_lane *l, uint64_t owner);
 
+/* Is there a sealed record (or pad) at pos, i.e. would ckr_lane_read find
+ * something there now? For the flusher's idle test. Can't fail. */
+bool ckr_lane_ready(const ckr_lane *l, uint64_t pos);
+
 /* Read-only helpers for the flusher and the inspector (relaxed snapshots). */
 uint64_t ckr_lane_tail(const ckr_lane *l);
 uint64_t ckr_lane_head(const ckr_lane *l);

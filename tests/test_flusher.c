@@ -22,7 +22,10 @@
 #include <cmocka.h>
 
 #include "ckring.h"
+#include "client/client.h"
+#include "event/event.h"
 #include "persist/store.h"
+#include "ring/lane.h"
 #include "shm/proc.h"
 #include "shm/segment.h"
 #include "tests/helpers/testutil.h"
@@ -169,6 +172,43 @@ static void test_pushed_events_persisted_in_order(void **state)
 	assert_history(f, "run-b", 700);
 	ckr_run_close(a);
 	ckr_run_close(b);
+}
+
+/* Wait until the flusher has made `passes` more loops (heartbeats). */
+static void let_flusher_pass(fixture *f, int passes)
+{
+	const ckr_seg_flusher *fl = ckr_seg_fl(ckr_client_segment(f->c));
+	for (int i = 0; i < passes; i++) {
+		uint64_t hb = atomic_load(&fl->heartbeat_ns);
+		int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+		while (atomic_load(&fl->heartbeat_ns) == hb && tu_now_ms() < deadline)
+			sched_yield();
+	}
+}
+
+/* A record claimed while the flusher passes by, sealed later: the tail does
+ * not move when it is sealed, and the flusher must still take it. */
+static void test_record_sealed_after_flusher_passed_is_taken(void **state)
+{
+	fixture *f = *state;
+	ckr_run *r = begin(f->c, "late", CKR_KIND_SINGLE_LOOP);
+	ckr_ticket t0;
+	push_msgs(r, 0, 1);
+	ckr_lane l;
+	ckr_lane_view(ckr_client_segment(f->c), ckr_client_lane(f->c), &l);
+	ckr_event ev = { .type = CKR_EV_MESSAGE, .incarnation = 1, .seq = 2,
+			 .id = (const uint8_t *)"late", .id_len = 4 };
+	ev.u.message.data = (const uint8_t *)"message 1";
+	ev.u.message.len = 9;
+	size_t size = ckr_event_size(&ev);
+	ckr_reservation res;
+	assert_int_equal(ckr_lane_reserve(&l, (uint32_t)size, &res), 0);
+	let_flusher_pass(f, 5); /* it sees the open claim and goes idle */
+	ckr_event_encode(&ev, res.payload, size);
+	t0 = (ckr_ticket){ .lane = l.index, .pos = ckr_lane_commit(&res) };
+	assert_int_equal(ckr_wait(f->c, &t0, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_history(f, "late", 2);
+	ckr_run_close(r);
 }
 
 static void test_outcomes_complete_fail_leave(void **state)
@@ -445,6 +485,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_pushed_events_persisted_in_order),
+		T(test_record_sealed_after_flusher_passed_is_taken),
 		T(test_outcomes_complete_fail_leave),
 		T(test_flusher_killed_mid_batch),
 		T(test_flusher_killed_after_commit_before_release),
