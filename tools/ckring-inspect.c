@@ -1,0 +1,1120 @@
+/*
+ * ckring-inspect — the operator's view of a live segment and of the store.
+ *
+ *   ckring-inspect segment NAME [--json] [--records] [--watch]
+ *   ckring-inspect db DIR [--json]
+ *   ckring-inspect run DIR RUN_ID [--json] [--hex]
+ *
+ * Argument parsing and printing only: the segment is attached READ-ONLY and
+ * read through the lane reader (ring/lane.c), which copies every record into
+ * a private buffer and validates it before it is decoded; the store is read
+ * through the recovery API (ckr_store_*). Nothing here writes to either.
+ *
+ * A segment is untrusted input: a truncated object (even one truncated
+ * while we read it: SIGBUS), a foreign object, or lanes whose positions make
+ * no sense are reported in one line (exit 1) or flagged per lane; they never
+ * crash the inspector.
+ *
+ * Exit status: 0 success; 1 the segment/store/run could not be read (one
+ * line on stderr); 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckring.h"
+#include "event/event.h"
+#include "persist/store.h"
+#include "ring/lane.h"
+#include "shm/futex.h"
+#include "shm/proc.h"
+#include "shm/segment.h"
+#include "tools/json.h"
+
+#define PROG "ckring-inspect"
+
+/* ------------------------------------------------------------------ */
+/* process-wide state a signal handler must reach (the only globals)    */
+/* ------------------------------------------------------------------ */
+
+/* SIGBUS while reading the mapping (the object was truncated under us). */
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_armed;
+/* SIGINT/SIGTERM during --watch. */
+static volatile sig_atomic_t stop_watch;
+
+static void on_sigbus(int sig)
+{
+	if (bus_armed)
+		siglongjmp(bus_jmp, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+static void install_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fn; /* no SA_RESTART: a sleep ends at once */
+	sigaction(sig, &sa, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* options                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct opts {
+	const char *cmd;
+	const char *arg[2]; /* positional arguments after the command */
+	int n_args;
+	bool json, records, watch, hex;
+} opts;
+
+static void usage(FILE *out)
+{
+	fputs("usage: " PROG " segment NAME [--json] [--records] [--watch]\n"
+	      "       " PROG " db DIR [--json]\n"
+	      "       " PROG " run DIR RUN_ID [--json] [--hex]\n"
+	      "Show a live ckring segment, or the runs kept in a flusher's store.\n\n"
+	      "  segment NAME   attach read-only: layout, lanes (owner, head, tail,\n"
+	      "                 fill), counters, the flusher (liveness, heartbeat,\n"
+	      "                 committed/synced positions, lag)\n"
+	      "  db DIR         every run in the LMDB store at DIR: state, kind,\n"
+	      "                 owner, events, last sequence, attempts, error\n"
+	      "  run DIR ID     one run's resume state (history or completed phases)\n\n"
+	      "  --json         one JSON document on stdout\n"
+	      "  --records      (segment) decode the records still in each lane\n"
+	      "  --watch        (segment) refresh every second with rates, until ^C\n"
+	      "  --hex          (run) RUN_ID is given as hex bytes\n"
+	      "  --help         this text\n\n"
+	      "Exit status: 0 ok, 1 could not read the segment/store/run, 2 usage.\n",
+	      out);
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, PROG ": %s%s%s (try --help)\n", msg, arg ? ": " : "",
+		arg ? arg : "");
+	return 2;
+}
+
+static int fail(const char *what, const char *name, const char *why)
+{
+	fprintf(stderr, PROG ": %s '%s': %s\n", what, name, why);
+	return 1;
+}
+
+enum { O_JSON = 1, O_RECORDS, O_WATCH, O_HEX, O_HELP };
+
+static const struct option long_opts[] = {
+	{ "json", no_argument, NULL, O_JSON },
+	{ "records", no_argument, NULL, O_RECORDS },
+	{ "watch", no_argument, NULL, O_WATCH },
+	{ "hex", no_argument, NULL, O_HEX },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Which options and how many arguments each command takes. */
+static int check_command(const opts *o)
+{
+	bool seg = strcmp(o->cmd, "segment") == 0, db = strcmp(o->cmd, "db") == 0,
+	     run = strcmp(o->cmd, "run") == 0;
+	int want = seg || db ? 1 : 2;
+	if (!seg && !db && !run)
+		return usage_error("unknown command (segment, db or run)", o->cmd);
+	if (o->n_args < want)
+		return usage_error(seg ? "missing segment NAME"
+				   : db ? "missing store DIR" : "missing DIR or RUN_ID", NULL);
+	if (o->n_args > want)
+		return usage_error("unexpected argument", o->arg[want]);
+	if (!seg && (o->records || o->watch))
+		return usage_error("--records and --watch apply to 'segment' only", NULL);
+	if (!run && o->hex)
+		return usage_error("--hex applies to 'run' only", NULL);
+	if (o->watch && (o->json || o->records))
+		return usage_error("--watch cannot be combined with --json or --records", NULL);
+	return 0;
+}
+
+/* @return 0 parsed; 1 --help shown; 2 usage error (reported). */
+static int parse_args(int argc, char **argv, opts *o)
+{
+	int c, extra = 0;
+	const char *extra_arg = NULL;
+	if (argc < 2)
+		return usage_error("missing command (segment, db or run)", NULL);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case O_JSON: o->json = true; break;
+		case O_RECORDS: o->records = true; break;
+		case O_WATCH: o->watch = true; break;
+		case O_HEX: o->hex = true; break;
+		case 'h':
+		case O_HELP: usage(stdout); return 1;
+		default:
+			return usage_error("unknown or incomplete option", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("missing command (segment, db or run)", NULL);
+	o->cmd = argv[optind++];
+	for (; optind < argc; optind++) {
+		if (o->n_args < 2)
+			o->arg[o->n_args++] = argv[optind];
+		else if (!extra++)
+			extra_arg = argv[optind];
+	}
+	if (extra)
+		return usage_error("unexpected argument", extra_arg);
+	return check_command(o);
+}
+
+/* ------------------------------------------------------------------ */
+/* small formatting helpers                                            */
+/* ------------------------------------------------------------------ */
+
+/* Untrusted text (labels, errors, phase names) for a terminal: control
+ * characters are shown as \xNN, never sent as they are. */
+static void print_safe(FILE *f, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 || c == 0x7F)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
+/* Run ids and other byte strings: as text when printable, else 0x<hex>. */
+static void print_bytes(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	bool text = n > 0 && json_is_text(p, n) && !memchr(p, ' ', n);
+	if (text) {
+		fwrite(p, 1, n, f);
+		return;
+	}
+	fputs("0x", f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+}
+
+/* The display width of print_bytes(). */
+static size_t bytes_width(const void *p, size_t n)
+{
+	return n > 0 && json_is_text(p, n) && !memchr(p, ' ', n) ? n : 2 + 2 * n;
+}
+
+/* A payload preview: quoted text cut to max chars, or a hex prefix. */
+static void print_preview(FILE *f, const uint8_t *p, size_t n, size_t max)
+{
+	size_t k = n < max ? n : max;
+	while (k > 0 && k < n && (p[k] & 0xC0) == 0x80)
+		k--; /* do not cut a UTF-8 sequence */
+	if (json_is_text(p, k)) {
+		fprintf(f, "\"%.*s\"%s", (int)k, (const char *)p, k < n ? "..." : "");
+		return;
+	}
+	k = n < 16 ? n : 16;
+	fputs("0x", f);
+	for (size_t i = 0; i < k; i++)
+		fprintf(f, "%02x", p[i]);
+	fputs(k < n ? "..." : "", f);
+}
+
+static void json_id(json_w *w, const void *id, size_t n)
+{
+	json_key(w, "id");
+	json_strn(w, id, n);
+	json_key(w, "id_hex");
+	json_hex(w, id, n);
+}
+
+static const char *state_name(int s)
+{
+	switch (s) {
+	case CKR_RUN_RUNNING: return "running";
+	case CKR_RUN_FAILED: return "failed";
+	case CKR_RUN_COMPLETED: return "completed";
+	}
+	return "unknown";
+}
+
+static const char *kind_name(int k)
+{
+	switch (k) {
+	case CKR_KIND_SINGLE_LOOP: return "single_loop";
+	case CKR_KIND_MULTI_PHASE: return "multi_phase";
+	}
+	return "unknown";
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* ------------------------------------------------------------------ */
+/* segment snapshot                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct lane_snap {
+	uint64_t owner, head, tail, synced, refused, drained;
+	uint64_t pending;         /* sealed records between head and tail */
+	uint64_t pending_corrupt; /* ...of which failed validation */
+	bool alive, detached;
+	bool sane;                /* head <= tail <= head + capacity */
+} lane_snap;
+
+typedef struct seg_snap {
+	uint64_t taken_ns;        /* CLOCK_MONOTONIC */
+	uint32_t version;
+	uint64_t created_ns;
+	uint64_t fl_owner, heartbeat_ns, batches, records;
+	bool fl_alive;
+	uint64_t reclaimed, corrupt, lanes_freed;
+	uint64_t pushed, refused, drained, committed, synced;
+	uint64_t lag_bytes, lag_records;
+	uint32_t attached, insane;
+	lane_snap *lanes;
+} seg_snap;
+
+typedef struct seg_view {
+	ckr_segment seg;
+	uint8_t *buf;             /* a private copy of one record */
+	size_t cap;
+} seg_view;
+
+static uint64_t load64(const _Atomic uint64_t *p)
+{
+	/* relaxed: every value shown is a snapshot gauge. */
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+/* Count the sealed records in [head, tail): RECORD and CORRUPT both count.
+ * Stops at an open claim (WAIT) or the end; bounded by capacity / 8 steps. */
+static void count_pending(const seg_view *v, const ckr_lane *l, uint64_t head,
+			  uint64_t tail, lane_snap *ls)
+{
+	ckr_lane_record rec;
+	uint64_t pos = head;
+	ls->pending = ls->pending_corrupt = 0;
+	for (uint64_t steps = 0; pos < tail && steps <= l->capacity / 8; steps++) {
+		ckr_lane_read(l, pos, false, v->buf, v->cap, &rec);
+		if (rec.status != CKR_READ_RECORD && rec.status != CKR_READ_CORRUPT)
+			break;
+		ls->pending++;
+		ls->pending_corrupt += rec.status == CKR_READ_CORRUPT;
+		if (rec.next <= pos)
+			break;
+		pos = rec.next;
+	}
+}
+
+/* One lane. head/drained are re-read after the walk and the walk repeated
+ * (a few times) if the flusher moved them meanwhile, so a quiet lane is
+ * counted exactly and a busy one approximately. */
+static void snap_lane(const seg_view *v, uint32_t i, lane_snap *ls)
+{
+	ckr_lane l;
+	ckr_lane_view(&v->seg, i, &l);
+	ls->owner = ckr_lane_owner(&l);
+	ls->refused = load64(&l.ctl->refused_full);
+	for (int tries = 0; tries < 5; tries++) {
+		ls->drained = load64(&l.ctl->drained);
+		ls->head = ckr_lane_head(&l);
+		ls->synced = load64(&l.ctl->synced);
+		ls->tail = ckr_lane_tail(&l);
+		ls->sane = ls->head <= ls->tail && ls->tail - ls->head <= l.capacity &&
+			   (ls->head | ls->tail) % 8 == 0;
+		if (ls->sane)
+			count_pending(v, &l, ls->head, ls->tail, ls);
+		if (ckr_lane_head(&l) == ls->head && load64(&l.ctl->drained) == ls->drained)
+			break;
+	}
+	ls->detached = (ls->owner & CKR_OWNER_DETACHED) != 0;
+	/* A detached owner may still live: report the process, the state says
+	 * that it left the lane. */
+	ls->alive = ls->owner && ckr_proc_alive(ls->owner & ~CKR_OWNER_DETACHED);
+}
+
+static void snap_totals(const seg_view *v, seg_snap *s)
+{
+	for (uint32_t i = 0; i < v->seg.lane_count; i++) {
+		const lane_snap *ls = &s->lanes[i];
+		s->drained += ls->drained;
+		s->pushed += ls->drained + ls->pending;
+		s->refused += ls->refused;
+		s->committed += ls->head;
+		s->synced += ls->synced;
+		s->attached += ls->owner != 0;
+		if (ls->sane) {
+			s->lag_bytes += ls->tail - ls->head;
+			s->lag_records += ls->pending;
+		} else {
+			s->insane++;
+		}
+	}
+}
+
+/* Take a snapshot (s->lanes must hold lane_count entries). */
+static void snap_take(const seg_view *v, seg_snap *s)
+{
+	lane_snap *lanes = s->lanes;
+	const ckr_seg_header *h = ckr_seg_hdr(&v->seg);
+	const ckr_seg_flusher *fl = ckr_seg_fl(&v->seg);
+	const ckr_seg_counters *c = ckr_seg_ctr(&v->seg);
+	memset(s, 0, sizeof *s);
+	s->lanes = lanes;
+	s->version = h->layout_version;
+	s->created_ns = h->created_ns;
+	s->fl_owner = load64(&fl->owner);
+	s->fl_alive = ckr_proc_alive(s->fl_owner);
+	s->heartbeat_ns = load64(&fl->heartbeat_ns);
+	s->batches = load64(&fl->batches);
+	s->records = load64(&fl->records);
+	s->reclaimed = load64(&c->reclaimed);
+	s->corrupt = load64(&c->corrupt);
+	s->lanes_freed = load64(&c->lanes_freed);
+	for (uint32_t i = 0; i < v->seg.lane_count; i++)
+		snap_lane(v, i, &s->lanes[i]);
+	snap_totals(v, s);
+	s->taken_ns = ckr_now_ns(CLOCK_MONOTONIC);
+}
+
+/* Heartbeat age in ms, or -1 when the flusher never beat. */
+static double heartbeat_age_ms(const seg_snap *s)
+{
+	if (!s->heartbeat_ns)
+		return -1;
+	if (s->heartbeat_ns >= s->taken_ns)
+		return 0;
+	return (double)(s->taken_ns - s->heartbeat_ns) / 1e6;
+}
+
+/* Attach read-only and allocate the record buffer. @return 0 or error. */
+static int view_open(const char *name, seg_view *v)
+{
+	memset(v, 0, sizeof *v);
+	int rc = ckr_segment_attach(name, true, &v->seg);
+	if (rc)
+		return rc;
+	v->cap = (size_t)v->seg.max_record + CKR_REC_HEADER + 8;
+	v->buf = malloc(v->cap);
+	if (!v->buf) {
+		ckr_segment_detach(&v->seg);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void view_close(seg_view *v)
+{
+	free(v->buf);
+	ckr_segment_detach(&v->seg);
+}
+
+/* ------------------------------------------------------------------ */
+/* segment: text                                                       */
+/* ------------------------------------------------------------------ */
+
+static void print_epoch(FILE *f, const uint8_t *e)
+{
+	for (int i = 0; i < 16; i++)
+		fprintf(f, "%02x", e[i]);
+}
+
+static const char *lane_state(const lane_snap *ls)
+{
+	if (!ls->sane)
+		return "INCONSISTENT";
+	if (!ls->owner)
+		return "free";
+	if (ls->detached)
+		return "detached";
+	return ls->alive ? "attached" : "owner-dead";
+}
+
+static void print_layout(const seg_view *v, const seg_snap *s)
+{
+	const ckr_segment *g = &v->seg;
+	time_t created = (time_t)(s->created_ns / 1000000000u);
+	char when[64] = "?";
+	struct tm tm;
+	if (localtime_r(&created, &tm))
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+	printf("segment %s  (layout v%" PRIu32 ", epoch ", g->name, s->version);
+	print_epoch(stdout, g->epoch);
+	printf(", created %s)\n", when);
+	printf("  %" PRIu32 " lanes x %" PRIu64 " bytes, max record %" PRIu32
+	       " bytes, size %zu bytes\n", g->lane_count, g->lane_capacity,
+	       g->max_record, g->size);
+}
+
+static void print_lanes(const seg_view *v, const seg_snap *s)
+{
+	uint32_t unused = 0;
+	printf("\nlanes:\n  %4s %-8s %-12s %14s %14s %22s %8s %10s\n", "lane", "owner",
+	       "state", "head", "tail", "fill", "refused", "drained");
+	for (uint32_t i = 0; i < v->seg.lane_count; i++) {
+		const lane_snap *ls = &s->lanes[i];
+		if (!ls->owner && ls->tail == 0 && ls->refused == 0) {
+			unused++;
+			continue;
+		}
+		char fill[40];
+		if (ls->sane)
+			snprintf(fill, sizeof fill, "%" PRIu64 " B (%.1f%%)", ls->tail - ls->head,
+				 pct(ls->tail - ls->head, v->seg.lane_capacity));
+		else
+			snprintf(fill, sizeof fill, "?");
+		printf("  %4" PRIu32 " %-8d %-12s %14" PRIu64 " %14" PRIu64 " %22s %8" PRIu64
+		       " %10" PRIu64 "\n", i,
+		       (int)ckr_token_pid(ls->owner & ~CKR_OWNER_DETACHED), lane_state(ls),
+		       ls->head, ls->tail, fill, ls->refused, ls->drained);
+	}
+	if (unused)
+		printf("  (%" PRIu32 " unused lane%s not shown)\n", unused, unused == 1 ? "" : "s");
+}
+
+static void print_flusher(const seg_snap *s)
+{
+	double age = heartbeat_age_ms(s);
+	printf("\nflusher:\n");
+	if (!s->fl_owner)
+		printf("  none attached (nothing drains this segment)\n");
+	else
+		printf("  pid %d, %s", (int)ckr_token_pid(s->fl_owner),
+		       s->fl_alive ? "alive" : "DEAD (nothing drains this segment)");
+	if (s->fl_owner && age >= 0)
+		printf(", heartbeat %.1f ms ago", age);
+	if (s->fl_owner)
+		printf("\n");
+	printf("  batches %" PRIu64 ", records %" PRIu64 "\n", s->batches, s->records);
+	printf("  committed %" PRIu64 " B, synced %" PRIu64 " B (sums over lanes)\n",
+	       s->committed, s->synced);
+	printf("  lag %" PRIu64 " B, %" PRIu64 " record%s\n", s->lag_bytes, s->lag_records,
+	       s->lag_records == 1 ? "" : "s");
+}
+
+static void print_segment_text(const seg_view *v, const seg_snap *s)
+{
+	print_layout(v, s);
+	print_lanes(v, s);
+	printf("\ncounters:\n  pushed %" PRIu64 ", refused_full %" PRIu64
+	       ", reclaimed (unblocked) %" PRIu64 ", corrupt %" PRIu64
+	       ", lanes freed %" PRIu64 "\n", s->pushed, s->refused, s->reclaimed,
+	       s->corrupt, s->lanes_freed);
+	print_flusher(s);
+	if (s->insane)
+		printf("\nWARNING: %" PRIu32 " lane%s with inconsistent positions "
+		       "(tail behind head or more than a lap ahead)\n", s->insane,
+		       s->insane == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------------ */
+/* segment: JSON                                                       */
+/* ------------------------------------------------------------------ */
+
+static void json_lane(json_w *w, const seg_view *v, uint32_t i, const lane_snap *ls)
+{
+	json_obj(w);
+	json_key(w, "index"); json_u64(w, i);
+	json_key(w, "owner_pid");
+	json_u64(w, (uint64_t)ckr_token_pid(ls->owner & ~CKR_OWNER_DETACHED));
+	json_key(w, "owner_alive"); json_bool(w, ls->alive);
+	json_key(w, "detached"); json_bool(w, ls->detached);
+	json_key(w, "state"); json_str(w, lane_state(ls));
+	json_key(w, "head"); json_u64(w, ls->head);
+	json_key(w, "tail"); json_u64(w, ls->tail);
+	json_key(w, "synced"); json_u64(w, ls->synced);
+	json_key(w, "capacity"); json_u64(w, v->seg.lane_capacity);
+	json_key(w, "fill_bytes"); json_u64(w, ls->sane ? ls->tail - ls->head : 0);
+	json_key(w, "fill_pct");
+	json_double(w, ls->sane ? pct(ls->tail - ls->head, v->seg.lane_capacity) : 0);
+	json_key(w, "pending_records"); json_u64(w, ls->pending);
+	json_key(w, "refused_full"); json_u64(w, ls->refused);
+	json_key(w, "drained"); json_u64(w, ls->drained);
+	json_end_obj(w);
+}
+
+static void json_counters(json_w *w, const seg_snap *s)
+{
+	json_key(w, "counters");
+	json_obj(w);
+	json_key(w, "pushed"); json_u64(w, s->pushed);
+	json_key(w, "refused_full"); json_u64(w, s->refused);
+	json_key(w, "reclaimed"); json_u64(w, s->reclaimed);
+	json_key(w, "unblocked"); json_u64(w, s->reclaimed);
+	json_key(w, "corrupt"); json_u64(w, s->corrupt);
+	json_key(w, "lanes_freed"); json_u64(w, s->lanes_freed);
+	json_key(w, "drained"); json_u64(w, s->drained);
+	json_end_obj(w);
+}
+
+static void json_flusher(json_w *w, const seg_snap *s)
+{
+	double age = heartbeat_age_ms(s);
+	json_key(w, "flusher");
+	json_obj(w);
+	json_key(w, "pid"); json_u64(w, (uint64_t)ckr_token_pid(s->fl_owner));
+	json_key(w, "alive"); json_bool(w, s->fl_alive);
+	json_key(w, "heartbeat_age_ms");
+	if (age < 0)
+		json_null(w);
+	else
+		json_double(w, age);
+	json_key(w, "committed"); json_u64(w, s->committed);
+	json_key(w, "synced"); json_u64(w, s->synced);
+	json_key(w, "lag_bytes"); json_u64(w, s->lag_bytes);
+	json_key(w, "lag_records"); json_u64(w, s->lag_records);
+	json_key(w, "batches"); json_u64(w, s->batches);
+	json_key(w, "records"); json_u64(w, s->records);
+	json_end_obj(w);
+}
+
+static void json_segment_head(json_w *w, const seg_view *v, const seg_snap *s)
+{
+	json_key(w, "name"); json_str(w, v->seg.name);
+	json_key(w, "version"); json_u64(w, s->version);
+	json_key(w, "epoch"); json_hex(w, v->seg.epoch, sizeof v->seg.epoch);
+	json_key(w, "lane_count"); json_u64(w, v->seg.lane_count);
+	json_key(w, "lane_capacity"); json_u64(w, v->seg.lane_capacity);
+	json_key(w, "max_record"); json_u64(w, v->seg.max_record);
+	json_key(w, "size"); json_u64(w, v->seg.size);
+	json_key(w, "created_ns"); json_u64(w, s->created_ns);
+	json_key(w, "lanes");
+	json_arr(w);
+	for (uint32_t i = 0; i < v->seg.lane_count; i++)
+		json_lane(w, v, i, &s->lanes[i]);
+	json_end_arr(w);
+	json_counters(w, s);
+	json_flusher(w, s);
+}
+
+/* ------------------------------------------------------------------ */
+/* segment: --records                                                  */
+/* ------------------------------------------------------------------ */
+
+/* One pending record as the lane reader returned it (payload in v->buf). */
+typedef struct rec_view {
+	uint32_t lane;
+	const ckr_lane_record *rec;
+	ckr_event ev;
+	const char *bad;          /* why it is corrupt, or NULL */
+} rec_view;
+
+static void rec_classify(const seg_view *v, rec_view *r)
+{
+	r->bad = NULL;
+	if (r->rec->status == CKR_READ_CORRUPT)
+		r->bad = r->rec->reason ? r->rec->reason : "failed validation";
+	else if (ckr_event_decode(v->buf, r->rec->payload_len, &r->ev) != 0)
+		r->bad = "undecodable event";
+}
+
+static void rec_text(const rec_view *r)
+{
+	printf("  %4" PRIu32 " %14" PRIu64 "  ", r->lane, r->rec->pos);
+	if (r->bad) {
+		printf("CORRUPT (%s), %" PRIu32 " bytes\n", r->bad,
+		       r->rec->status == CKR_READ_CORRUPT ? r->rec->raw_len
+							 : r->rec->payload_len);
+		return;
+	}
+	const ckr_event *e = &r->ev;
+	printf("%-8s ", ckr_event_type_name(e->type));
+	print_bytes(stdout, e->id, e->id_len);
+	printf("  seq %" PRIu64 ", incarnation %" PRIu32 ", %" PRIu32 " bytes", e->seq,
+	       e->incarnation, r->rec->payload_len);
+	if (e->type == CKR_EV_PHASE) {
+		printf(", phase %" PRIu32 " \"", e->u.phase.index);
+		print_safe(stdout, e->u.phase.name, e->u.phase.name_len);
+		printf("\"");
+	} else if (e->type == CKR_EV_BEGIN)
+		printf(", %s, owner pid %" PRIu32, kind_name(e->u.begin.kind),
+		       e->u.begin.owner_pid);
+	printf("\n");
+}
+
+static void rec_json(json_w *w, const rec_view *r)
+{
+	json_obj(w);
+	json_key(w, "lane"); json_u64(w, r->lane);
+	json_key(w, "pos"); json_u64(w, r->rec->pos);
+	json_key(w, "status"); json_str(w, r->bad ? "corrupt" : "record");
+	if (r->bad) {
+		json_key(w, "reason"); json_str(w, r->bad);
+		json_key(w, "size");
+		json_u64(w, r->rec->status == CKR_READ_CORRUPT ? r->rec->raw_len
+							       : r->rec->payload_len);
+		json_end_obj(w);
+		return;
+	}
+	json_key(w, "type"); json_str(w, ckr_event_type_name(r->ev.type));
+	json_id(w, r->ev.id, r->ev.id_len);
+	json_key(w, "seq"); json_u64(w, r->ev.seq);
+	json_key(w, "incarnation"); json_u64(w, r->ev.incarnation);
+	json_key(w, "size"); json_u64(w, r->rec->payload_len);
+	if (r->ev.type == CKR_EV_PHASE) {
+		json_key(w, "phase_index"); json_u64(w, r->ev.u.phase.index);
+		json_key(w, "phase_name");
+		json_strn(w, r->ev.u.phase.name, r->ev.u.phase.name_len);
+	}
+	json_end_obj(w);
+}
+
+/* Walk lane i from head and show every sealed record (JSON when w). */
+static void records_lane(const seg_view *v, const lane_snap *ls, uint32_t i, json_w *w)
+{
+	ckr_lane l;
+	ckr_lane_record rec;
+	uint64_t pos = ls->head;
+	ckr_lane_view(&v->seg, i, &l);
+	for (uint64_t steps = 0; ls->sane && pos < ls->tail && steps <= l.capacity / 8;
+	     steps++) {
+		ckr_lane_read(&l, pos, false, v->buf, v->cap, &rec);
+		if (rec.status != CKR_READ_RECORD && rec.status != CKR_READ_CORRUPT)
+			break;
+		rec_view r = { .lane = i, .rec = &rec };
+		rec_classify(v, &r);
+		if (w)
+			rec_json(w, &r);
+		else
+			rec_text(&r);
+		if (rec.next <= pos)
+			break;
+		pos = rec.next;
+	}
+}
+
+static void records_all(const seg_view *v, const seg_snap *s, json_w *w)
+{
+	if (!w)
+		printf("\npending records (between head and tail):\n");
+	for (uint32_t i = 0; i < v->seg.lane_count; i++)
+		records_lane(v, &s->lanes[i], i, w);
+	if (!w && s->lag_records == 0)
+		printf("  (none)\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* segment: --watch                                                    */
+/* ------------------------------------------------------------------ */
+
+static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
+{
+	double dt = prev ? (double)(now->taken_ns - prev->taken_ns) / 1e9 : 0;
+	/* A busy lane is counted approximately: never show a negative rate. */
+	double push_rate = dt > 0 && now->pushed > prev->pushed
+				   ? (double)(now->pushed - prev->pushed) / dt : 0;
+	double drain_rate = dt > 0 && now->drained > prev->drained
+				    ? (double)(now->drained - prev->drained) / dt : 0;
+	char when[16] = "";
+	time_t t = time(NULL);
+	struct tm tm;
+	if (line % 20 == 0)
+		printf("%-8s %12s %10s %10s %12s %9s %8s %8s %6s  %s\n", "time", "pushed",
+		       "pushed/s", "drained/s", "lag_bytes", "lag_recs", "refused",
+		       "corrupt", "lanes", "flusher");
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof when, "%H:%M:%S", &tm);
+	printf("%-8s %12" PRIu64 " %10.0f %10.0f %12" PRIu64 " %9" PRIu64 " %8" PRIu64
+	       " %8" PRIu64 " %6" PRIu32 "  %s", when, now->pushed, push_rate, drain_rate,
+	       now->lag_bytes, now->lag_records, now->refused, now->corrupt,
+	       now->attached, !now->fl_owner ? "none" : now->fl_alive ? "alive" : "DEAD");
+	if (now->fl_alive && heartbeat_age_ms(now) >= 0)
+		printf(" (heartbeat %.1f ms ago)", heartbeat_age_ms(now));
+	printf("\n");
+	fflush(stdout);
+}
+
+static int watch(const seg_view *v, seg_snap *a, seg_snap *b)
+{
+	struct timespec one_s = { 1, 0 };
+	install_handler(SIGINT, on_stop);
+	install_handler(SIGTERM, on_stop);
+	snap_take(v, a);
+	watch_line(a, NULL, 0);
+	for (unsigned line = 1; !stop_watch; line++) {
+		nanosleep(&one_s, NULL);
+		if (stop_watch)
+			break;
+		snap_take(v, b);
+		watch_line(b, a, line);
+		seg_snap t = *a;
+		*a = *b;
+		*b = t;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* segment: the command                                                */
+/* ------------------------------------------------------------------ */
+
+static int segment_show(const seg_view *v, seg_snap *s, const opts *o)
+{
+	snap_take(v, s);
+	if (!o->json) {
+		print_segment_text(v, s);
+		if (o->records)
+			records_all(v, s, NULL);
+		return 0;
+	}
+	json_w w;
+	json_init(&w, stdout, 2);
+	json_obj(&w);
+	json_segment_head(&w, v, s);
+	if (o->records) {
+		json_key(&w, "records");
+		json_arr(&w);
+		records_all(v, s, &w);
+		json_end_arr(&w);
+	}
+	json_end_obj(&w);
+	json_finish(&w);
+	return 0;
+}
+
+static int cmd_segment(const opts *o)
+{
+	seg_view v;
+	const char *name = o->arg[0];
+	int rc = view_open(name, &v);
+	if (rc == -ENOENT)
+		return fail("segment", name, "no such segment");
+	if (rc == -EINVAL)
+		return fail("segment", name, "invalid segment name (letters, digits, "
+			    "'.', '_', '-'; at most 200 bytes)");
+	if (rc)
+		return fail("segment", name, ckr_strerror(rc));
+	lane_snap *la = calloc(v.seg.lane_count, sizeof *la);
+	lane_snap *lb = calloc(v.seg.lane_count, sizeof *lb);
+	seg_snap a = { .lanes = la }, b = { .lanes = lb };
+	if (!la || !lb) {
+		rc = fail("segment", name, ckr_strerror(-ENOMEM));
+		goto out;
+	}
+	install_handler(SIGBUS, on_sigbus);
+	if (sigsetjmp(bus_jmp, 1)) {
+		bus_armed = 0;
+		fflush(stdout);
+		rc = fail("segment", name, "truncated while being read (SIGBUS)");
+		goto out;
+	}
+	bus_armed = 1;
+	rc = o->watch ? watch(&v, &a, &b) : segment_show(&v, &a, o);
+	bus_armed = 0;
+out:
+	free(la);
+	free(lb);
+	view_close(&v);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* db                                                                  */
+/* ------------------------------------------------------------------ */
+
+static int store_open_ro(const char *dir, ckr_store **s)
+{
+	ckr_store_opts so = { .read_only = true };
+	int rc = ckr_store_open(dir, &so, s);
+	if (rc == -ENOENT)
+		return fail("store", dir, "no such directory, or no store in it "
+			    "(has a flusher run on it?)");
+	if (rc)
+		return fail("store", dir, ckr_strerror(rc));
+	return 0;
+}
+
+static const char *const store_counters[] = {
+	"stored", "dup_begin", "bad_begin", "bad_kind", "stale", "orphan",
+	"after_end", "dup_seq", "over_limit", "quarantined",
+};
+
+static void json_run_info(json_w *w, const ckr_run_info *r)
+{
+	json_obj(w);
+	json_id(w, r->id, r->id_len);
+	json_key(w, "state"); json_str(w, state_name(r->state));
+	json_key(w, "kind"); json_str(w, kind_name(r->kind));
+	json_key(w, "owner_pid"); json_u64(w, r->owner_pid);
+	json_key(w, "owner_alive"); json_bool(w, r->owner_alive);
+	json_key(w, "events"); json_u64(w, r->events);
+	json_key(w, "last_seq"); json_u64(w, r->last_seq);
+	json_key(w, "attempts"); json_u64(w, r->attempts);
+	json_key(w, "error");
+	if (r->state == CKR_RUN_FAILED || r->error[0])
+		json_str(w, r->error);
+	else
+		json_null(w);
+	json_key(w, "interrupted");
+	json_bool(w, r->state == CKR_RUN_RUNNING && !r->owner_alive);
+	json_key(w, "owner_drained"); json_bool(w, r->owner_drained);
+	json_key(w, "incarnation"); json_u64(w, r->incarnation);
+	json_key(w, "bytes"); json_u64(w, r->bytes);
+	json_key(w, "label"); json_str(w, r->label);
+	json_end_obj(w);
+}
+
+static void db_json(ckr_store *st, const ckr_run_info *v, size_t n)
+{
+	json_w w;
+	json_init(&w, stdout, 2);
+	json_obj(&w);
+	json_key(&w, "runs");
+	json_arr(&w);
+	for (size_t i = 0; i < n; i++)
+		json_run_info(&w, &v[i]);
+	json_end_arr(&w);
+	json_key(&w, "counters");
+	json_obj(&w);
+	for (size_t i = 0; i < sizeof store_counters / sizeof store_counters[0]; i++) {
+		json_key(&w, store_counters[i]);
+		json_u64(&w, ckr_store_counter(st, store_counters[i]));
+	}
+	json_end_obj(&w);
+	json_end_obj(&w);
+	json_finish(&w);
+}
+
+static void db_summary(const char *dir, const ckr_run_info *v, size_t n)
+{
+	size_t by[4] = { 0 }, interrupted = 0;
+	for (size_t i = 0; i < n; i++) {
+		by[v[i].state <= 3 ? v[i].state : 0]++;
+		interrupted += v[i].state == CKR_RUN_RUNNING && !v[i].owner_alive;
+	}
+	printf("store %s: %zu run%s (%zu running, %zu failed, %zu completed); "
+	       "%zu interrupted\n", dir, n, n == 1 ? "" : "s", by[CKR_RUN_RUNNING],
+	       by[CKR_RUN_FAILED], by[CKR_RUN_COMPLETED], interrupted);
+}
+
+static void db_text(const char *dir, const ckr_run_info *v, size_t n)
+{
+	size_t idw = 2;
+	db_summary(dir, v, n);
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (bytes_width(v[i].id, v[i].id_len) > idw)
+			idw = bytes_width(v[i].id, v[i].id_len);
+	printf("  %-*s  %-9s %-11s %8s %-5s %7s %8s %8s  %s\n", (int)idw, "id", "state",
+	       "kind", "owner", "alive", "events", "last_seq", "attempts", "error");
+	for (size_t i = 0; i < n; i++) {
+		const ckr_run_info *r = &v[i];
+		printf("  ");
+		print_bytes(stdout, r->id, r->id_len);
+		printf("%*s  %-9s %-11s %8" PRIu32 " %-5s %7" PRIu64 " %8" PRIu64 " %8" PRIu32
+		       "  ", (int)(idw - bytes_width(r->id, r->id_len)), "",
+		       state_name(r->state), kind_name(r->kind), r->owner_pid,
+		       r->owner_alive ? "yes" : "no", r->events, r->last_seq, r->attempts);
+		print_safe(stdout, r->error[0] ? r->error : "-", r->error[0] ? strlen(r->error) : 1);
+		printf("\n");
+	}
+}
+
+static int cmd_db(const opts *o)
+{
+	ckr_store *st;
+	ckr_run_info *v = NULL;
+	size_t n = 0;
+	const char *dir = o->arg[0];
+	int rc = store_open_ro(dir, &st);
+	if (rc)
+		return rc;
+	rc = ckr_store_list(st, CKR_LIST_ALL, &v, &n);
+	if (rc) {
+		ckr_store_close(st);
+		return fail("store", dir, ckr_strerror(rc));
+	}
+	if (o->json)
+		db_json(st, v, n);
+	else
+		db_text(dir, v, n);
+	free(v);
+	ckr_store_close(st);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* run                                                                 */
+/* ------------------------------------------------------------------ */
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* RUN_ID as given, or decoded from hex (--hex). @return 0; 2 usage error. */
+static int parse_run_id(const opts *o, uint8_t *id, size_t *len)
+{
+	const char *s = o->arg[1];
+	size_t n = strlen(s);
+	if (!o->hex) {
+		if (n == 0 || n > CKR_RUN_ID_MAX)
+			return usage_error("RUN_ID must be 1..64 bytes", s);
+		memcpy(id, s, n);
+		*len = n;
+		return 0;
+	}
+	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
+		return usage_error("--hex RUN_ID must be 2..128 hex digits", s);
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return usage_error("bad hex in RUN_ID", s);
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return 0;
+}
+
+static void json_blobs(json_w *w, const ckr_blob *b, size_t n, bool phases)
+{
+	json_arr(w);
+	for (size_t i = 0; i < n; i++) {
+		json_obj(w);
+		if (phases) {
+			json_key(w, "index"); json_u64(w, b[i].index);
+			json_key(w, "name"); json_str(w, b[i].name ? b[i].name : "");
+		}
+		json_key(w, "seq"); json_u64(w, b[i].seq);
+		json_key(w, "size"); json_u64(w, b[i].size);
+		json_key(w, "data_b64"); json_b64(w, b[i].data, b[i].size);
+		json_end_obj(w);
+	}
+	json_end_arr(w);
+}
+
+static void run_json(const ckr_resume *rs)
+{
+	json_w w;
+	json_init(&w, stdout, 2);
+	json_obj(&w);
+	json_id(&w, rs->id, rs->id_len);
+	json_key(&w, "state"); json_str(&w, state_name(rs->state));
+	json_key(&w, "kind"); json_str(&w, kind_name(rs->kind));
+	json_key(&w, "label"); json_str(&w, rs->label);
+	json_key(&w, "next_seq"); json_u64(&w, rs->next_seq);
+	json_key(&w, "gaps");
+	json_arr(&w);
+	for (size_t i = 0; i < rs->n_gaps; i++)
+		json_u64(&w, rs->gaps[i]);
+	json_end_arr(&w);
+	json_key(&w, "history");
+	json_blobs(&w, rs->history, rs->n_history, false);
+	json_key(&w, "completed_phases");
+	json_blobs(&w, rs->phases, rs->n_phases, true);
+	json_key(&w, "meta_b64"); json_b64(&w, rs->meta, rs->meta_len);
+	json_end_obj(&w);
+	json_finish(&w);
+}
+
+static void run_text(const ckr_resume *rs)
+{
+	printf("run ");
+	print_bytes(stdout, rs->id, rs->id_len);
+	printf("  (%s, %s", state_name(rs->state), kind_name(rs->kind));
+	if (rs->label[0]) {
+		printf(", label ");
+		print_safe(stdout, rs->label, strlen(rs->label));
+	}
+	printf(")\n");
+	printf("  next sequence %" PRIu64 "\n", rs->next_seq);
+	printf("  gaps: ");
+	for (size_t i = 0; i < rs->n_gaps; i++)
+		printf("%s%" PRIu64, i ? ", " : "", rs->gaps[i]);
+	printf("%s\n", rs->n_gaps ? "  (resume stops before the first gap)" : "none");
+	if (rs->kind == CKR_KIND_MULTI_PHASE) {
+		printf("  completed phases: %zu\n", rs->n_phases);
+		for (size_t i = 0; i < rs->n_phases; i++) {
+			const ckr_blob *b = &rs->phases[i];
+			size_t nl = b->name ? strlen(b->name) : 0;
+			printf("    [%" PRIu32 "] ", b->index);
+			print_safe(stdout, b->name ? b->name : "", nl);
+			printf("%*s seq %-6" PRIu64 " %6zu B  ", nl < 12 ? (int)(12 - nl) : 0, "",
+			       b->seq, b->size);
+			print_preview(stdout, b->data, b->size, 60);
+			printf("\n");
+		}
+		return;
+	}
+	printf("  history: %zu message%s\n", rs->n_history, rs->n_history == 1 ? "" : "s");
+	for (size_t i = 0; i < rs->n_history; i++) {
+		const ckr_blob *b = &rs->history[i];
+		printf("    seq %-6" PRIu64 " %6zu B  ", b->seq, b->size);
+		print_preview(stdout, b->data, b->size, 72);
+		printf("\n");
+	}
+}
+
+static int cmd_run(const opts *o)
+{
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len = 0;
+	ckr_store *st;
+	ckr_resume *rs;
+	int rc = parse_run_id(o, id, &id_len);
+	if (rc)
+		return rc;
+	rc = store_open_ro(o->arg[0], &st);
+	if (rc)
+		return rc;
+	rc = ckr_store_resume(st, id, id_len, &rs);
+	ckr_store_close(st);
+	if (rc == -ENOENT)
+		return fail("run", o->arg[1], "no such run in the store");
+	if (rc)
+		return fail("run", o->arg[1], ckr_strerror(rc));
+	if (o->json)
+		run_json(rs);
+	else
+		run_text(rs);
+	ckr_resume_free(rs);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	opts o = { 0 };
+	int rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if (strcmp(o.cmd, "segment") == 0)
+		rc = cmd_segment(&o);
+	else if (strcmp(o.cmd, "db") == 0)
+		rc = cmd_db(&o);
+	else
+		rc = cmd_run(&o);
+	if (fflush(stdout) != 0 && rc == 0) {
+		fprintf(stderr, PROG ": write error: %s\n", strerror(errno));
+		rc = 1;
+	}
+	return rc;
+}
