@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# ring/model/run.sh -- check the Promela model of the lane protocol.
+#
+#   bash ring/model/run.sh        (the lead wires it as `make model`)
+#
+# 1. verifies the model of the protocol (with the fix of finding F1, see
+#    MAPPING.md) exhaustively for the bounds below: every check must report
+#    0 errors;
+# 2. checks that the interesting scenarios are reachable (witnesses: a
+#    planted assert(false) must be hit), so the pass is not vacuous;
+# 3. checks that the protocol exactly as PROTOCOL.md words C4 today, and
+#    each deliberately broken variant, DOES produce a counterexample.
+# Prints one verdict line per check; exits 1 if anything is unexpected.
+# Needs spin (Debian package `spin`) and a C compiler ($MODEL_CC, default cc).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+model="$here/lane.pml"
+CC=${MODEL_CC:-cc}
+
+command -v spin >/dev/null 2>&1 || {
+  echo "run.sh: spin not found (Debian/Ubuntu: apt-get install spin)" >&2
+  exit 2
+}
+command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: no C compiler '$CC'" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ckring-model.XXXXXX")
+cleanup() {
+  local p
+  for p in $(jobs -p); do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+unexpected=0
+total_states=0
+start_all=$(date +%s.%N)
+
+# Label a pan error with the property it violates.
+label() {
+  case "$1" in
+    *acceptance\ cycle*)          echo "L1 (consumer never gets past the lane)";;
+    *"store_pos+"*)               echo "I3 (claimed slot overwritten before persisted)";;
+    *"pers[batch[i]]"*)           echo "I2 (record persisted twice)";;
+    *"batch[i]>last_pid"*)        echo "I4 (persisted out of claim order)";;
+    *"acked[batch[i]]"*)          echo "unacked record persisted";;
+    *"seal[(r%"*)                 echo "I1 (acked record skipped by C4)";;
+    *"acked[i]"*)                 echo "I1 (acked record never persisted)";;
+    *alive*)                      echo "I5 (live owner's claim skipped)";;
+    *"store_pos>=head"*)          echo "head ahead of the store";;
+    *"invalid end state"*)        echo "deadlock";;
+    *)                            echo "other";;
+  esac
+}
+
+# check NAME EXPECT KIND [spin -D flags...]
+#   EXPECT  pass     : must finish with 0 errors (exhaustive)
+#           fail:RE  : must report an error (counterexample) whose first
+#                      error line, or its property label, matches RE
+#   KIND    safety   : assertions + invalid end states (-DSAFETY)
+#           liveness : LTL L1 with weak fairness (pan -a -f -N L1)
+check() {
+  local name=$1 expect=${2%%:*} want=${2#*:} kind=$3; shift 3
+  local d="$work/$name" t0 t1 secs out errs states trans depth ptime first cflags pflags
+  mkdir "$d"; cp "$model" "$d/lane.pml"
+  t0=$(date +%s.%N)
+  if [ "$kind" = liveness ]; then set -- -DLIVENESS "$@"; fi
+  if ! (cd "$d" && spin "$@" -a lane.pml >spin.out 2>&1); then
+    printf 'FAIL %-26s spin -a failed: %s\n' "$name" "$(head -2 "$d/spin.out" | tr '\n' ' ')"
+    return 0
+  fi
+  if [ "$expect" = pass ]; then cflags="-O2 -DCOLLAPSE"; else cflags="-O0"; fi
+  cflags="$cflags -w -DMEMLIM=6144"
+  pflags="-m400000"
+  if [ "$kind" = safety ]; then cflags="$cflags -DSAFETY"
+  else pflags="$pflags -a -f -N L1"; fi
+  # shellcheck disable=SC2086  # $cflags/$pflags are word lists
+  if ! (cd "$d" && $CC $cflags -o pan pan.c >cc.out 2>&1); then
+    printf 'FAIL %-26s cc failed: %s\n' "$name" "$(head -2 "$d/cc.out" | tr '\n' ' ')"
+    return 0
+  fi
+  # shellcheck disable=SC2086
+  (cd "$d" && ./pan $pflags >pan.out 2>&1) || true
+  t1=$(date +%s.%N)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  out="$d/pan.out"
+  errs=$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' "$out" | head -1)
+  states=$(awk '/states, stored/ { print $1; exit }' "$out")
+  trans=$(awk '/transitions \(=/ { print $1; exit }' "$out")
+  depth=$(sed -n 's/.*depth reached \([0-9][0-9]*\).*/\1/p' "$out" | head -1)
+  ptime=$(sed -n 's/^pan: elapsed time \([0-9.e+-]*\) seconds.*/\1/p' "$out" | head -1)
+  first=$(grep -m1 -E '^pan:1:|acceptance cycle|invalid end state' "$out" || true)
+  [ -n "$errs" ] || errs="?"
+  [ -n "$states" ] || states="?"
+  [ -n "$trans" ] || trans="?"
+  if [ "$expect" = pass ]; then
+    if [ "$errs" = 0 ] && ! grep -qE 'max search depth too small|out of memory|MEMLIM|Search not completed' "$out"; then
+      printf 'ok   %-26s 0 errors, %s states, %s transitions, depth %s, search %ss, total %ss\n' \
+        "$name" "$states" "$trans" "$depth" "${ptime:-?}" "$secs"
+    else
+      printf 'FAIL %-26s expected 0 errors, got %s: %s (%s)\n' "$name" "$errs" "${first:-incomplete search}" "$(label "$first")"
+      grep -m3 -E 'max search depth too small|out of memory|MEMLIM' "$out" | sed 's/^/     /' || true
+    fi
+  else
+    local what; what=$(label "$first")
+    if [ "$errs" != "?" ] && [ "$errs" != 0 ] &&
+       printf '%s | %s\n' "$what" "$first" | grep -qE -- "$want"; then
+      case "$name" in witness-*) what="scenario reachable";; esac
+      printf 'ok   %-26s counterexample as expected: %s [%s] at depth %s, %s states, %ss\n' \
+        "$name" "$what" "$(echo "$first" | sed 's/^pan:1: //; s/ (at depth [0-9]*)//')" \
+        "$(echo "$first" | sed -n 's/.*at depth \([0-9]*\).*/\1/p')" "$states" "$secs"
+    else
+      printf 'FAIL %-26s expected a counterexample matching /%s/, got %s errors: %s (%s states, %ss)\n' \
+        "$name" "$want" "$errs" "${first:-none}" "$states" "$secs"
+    fi
+  fi
+}
+
+echo "== ckring lane model: $(spin -V | head -1); model ring/model/lane.pml"
+echo "   (CAP/MAXLEN in slots; K0,K1 = records per thread of owner A; K2 = records of"
+echo "    successor B; MAXCK = consumer kills; owner SIGKILL at any step everywhere)"
+
+# The checks run $MODEL_JOBS at a time (default 2); the verdicts are printed
+# in order, one group at a time.
+jobs_max=${MODEL_JOBS:-2}
+n=0
+group=()
+spawn() {   # spawn NAME EXPECT KIND FLAGS...
+  n=$((n + 1))
+  local f; f=$(printf '%s/%02d.verdict' "$work" "$n")
+  group+=("$f")
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  ( check "$@" >"$f" 2>&1 ) &
+}
+flush() {   # wait for the group, print its verdicts
+  wait || true
+  local f
+  for f in "${group[@]}"; do
+    cat "$f"
+    if grep -q '^FAIL' "$f"; then unexpected=$((unexpected + 1)); fi
+    if ! grep -qE '^(ok|FAIL) ' "$f"; then
+      echo "FAIL (check $(basename "$f" .verdict) gave no verdict)"
+      unexpected=$((unexpected + 1))
+    fi
+    local st; st=$(sed -n 's/^ok .* 0 errors, \([0-9][0-9]*\) states.*/\1/p' "$f")
+    if [ -n "$st" ]; then total_states=$((total_states + st)); fi
+  done
+  group=()
+}
+
+echo "-- the protocol (PROTOCOL.md + fix F1): must hold, exhaustively"
+# name                          expect kind      bounds
+spawn safety-4-records          pass   safety    -DCAP=4 -DMAXLEN=2 -DK0=2 -DK1=2 -DMAXCK=0
+spawn liveness-L1               pass   liveness  -DCAP=4 -DMAXLEN=2 -DK0=2 -DK1=1 -DMAXCK=1
+spawn safety-main               pass   safety    -DCAP=4 -DMAXLEN=2 -DK0=2 -DK1=1 -DMAXCK=1
+spawn safety-successor          pass   safety    -DCAP=4 -DMAXLEN=2 -DK0=1 -DK1=0 -DK2=1 -DMAXCK=1 -DSUCCESSOR
+spawn safety-kill-anywhere      pass   safety    -DCAP=4 -DMAXLEN=2 -DK0=1 -DK1=1 -DMAXCK=2 -DKILL_ANYWHERE
+spawn safety-big-pads           pass   safety    -DCAP=4 -DMAXLEN=3 -DK0=1 -DK1=1 -DMAXCK=1
+flush
+
+echo "-- witnesses (the pass is not vacuous): each scenario must be reachable"
+# (each must hit its own planted assertion, not some other error)
+planted0='assertion violated 0 \(at'
+spawn witness-W_FULL            "fail:$planted0"                  safety -DW_FULL
+spawn witness-W_PAD             'fail:\(vk!=3\)'                  safety -DW_PAD
+spawn witness-W_STALE           'fail:\(w>>5\)<\(r/4\)'           safety -DW_STALE
+spawn witness-W_BUSYSKIP        "fail:$planted0"                  safety -DW_BUSYSKIP
+spawn witness-W_SCAN            'fail:\(q==r\)'                   safety -DW_SCAN
+spawn witness-W_LAG             'fail:\(store_pos==head\)'        safety -DW_LAG
+spawn witness-W_DONE_ALL        "fail:$planted0"                  safety -DW_DONE_ALL
+spawn witness-W_DONE_DEAD       'fail:ckills>0'                   safety -DW_DONE_DEAD
+spawn witness-successor-done    "fail:$planted0"                  safety -DK0=1 -DK1=0 -DK2=1 -DSUCCESSOR -DW_DONE_ALL
+flush
+
+echo "-- finding F1 (C4 as PROTOCOL.md words it) and broken variants: must fail"
+spawn finding-F1-as-written     'fail:^I1'                        safety   -DPROTOCOL_AS_WRITTEN
+spawn broken-release-first      'fail:^(I1|I3|head ahead)'        safety   -DBROKEN_RELEASE_BEFORE_COMMIT
+spawn broken-skip-live          'fail:^I5'                        safety   -DBROKEN_SKIP_LIVE
+spawn broken-no-lap             'fail:^(I1|I2|I4)'                safety   -DBROKEN_NO_LAP
+spawn broken-wait-dead          'fail:^L1'                        liveness -DK0=1 -DK1=1 -DBROKEN_WAIT_DEAD
+flush
+
+elapsed=$(awk -v a="$start_all" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+if [ "$unexpected" -eq 0 ]; then
+  echo "== model: all checks as expected ($total_states states in the exhaustive runs, ${elapsed}s)"
+else
+  echo "== model: $unexpected unexpected result(s) (${elapsed}s)"
+  exit 1
+fi
