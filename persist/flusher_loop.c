@@ -77,7 +77,8 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	return 0;
 }
 
-/* Every second: owners lost without a lane; every tenth: pruning. */
+/* Every second: owners lost without a lane; every tenth: stale readers and
+ * pruning. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
@@ -89,6 +90,9 @@ static void housekeep(ckr_flusher *f)
 		fprintf(stderr, "ckring-flusher: marking lost owners: %s\n", ckr_strerror(rc));
 	if (++f->housekeeps % 10 != 0)
 		return;
+	rc = ckr_store_reader_check(f->store);
+	if (rc > 0)
+		fprintf(stderr, "ckring-flusher: freed %d reader slot(s) of dead processes\n", rc);
 	rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
 	if (rc < 0)
 		fprintf(stderr, "ckring-flusher: prune: %s\n", ckr_strerror(rc));

@@ -615,6 +615,15 @@ int ckr_store_sync(ckr_store *s)
 	return ckr_st_err(mdb_env_sync(s->env, 1));
 }
 
+int ckr_store_reader_check(ckr_store *s)
+{
+	int dead = 0;
+	if (!s)
+		return -EINVAL;
+	int rc = mdb_reader_check(s->env, &dead);
+	return rc ? ckr_st_err(rc) : dead;
+}
+
 uint64_t ckr_store_counter(ckr_store *s, const char *name)
 {
 	MDB_txn *txn;

@@ -126,6 +126,11 @@ int ckr_store_sync(ckr_store *s);
 int ckr_store_cursors(ckr_store *s, const uint8_t epoch[CKR_EPOCH_BYTES],
 		      uint64_t *pos, uint32_t n, bool *found);
 
+/* Free the reader slots of dead processes (mdb_reader_check), so a crashed
+ * reader cannot pin old pages and grow the file for ever.
+ * @return the number of slots freed, or a negative error. */
+int ckr_store_reader_check(ckr_store *s);
+
 /* Counters kept in the store, by name; 0 when never counted. */
 uint64_t ckr_store_counter(ckr_store *s, const char *name);
 
