@@ -44,6 +44,7 @@ DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev
 
 .PHONY: all lib tools tests test check asan tsan deps demo model bench install \
+        torture fuzz faults \
         uninstall clean help
 
 ## all: build the libraries and the tools
@@ -141,6 +142,24 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(BUILD)/bin/ckring-bench
+
+DURATION     ?= 600
+SEED         ?=
+FUZZ_SECONDS ?= 20
+
+## torture: crash torture against the real tools for DURATION s (SEED= replays)
+torture: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)BUILD=$(BUILD) bash tests/torture/torture.sh --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
+## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
+fuzz: deps
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+## faults: fault injection (LD_PRELOAD shim) against the real tools
+faults: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)BUILD=$(BUILD) bash tests/faults/run.sh
 
 ## install: install libraries, header, pkg-config file, tools, man pages
 install: all
