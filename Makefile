@@ -87,6 +87,7 @@ $(BUILD)/hooks/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) -DCKR_TEST_HOOKS $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%.o: CPPFLAGS += -DCKR_TEST_HOOKS
+$(BUILD)/tools/ckring-bench.o: CPPFLAGS += -DCKR_BENCH_FLUSHER
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

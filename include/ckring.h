@@ -199,7 +199,9 @@ int ckr_run_reopen(ckr_client *c, const ckr_claim *claim, ckr_run **out);
  * @return 0; -EAGAIN ring full (counted in the segment; nothing was pushed);
  *         -E2BIG larger than the event limit; -EFBIG the run's byte limit
  *         would be exceeded; -EINVAL wrong kind; CKR_ETERMINAL the run was
- *         finished; CKR_EFORKED.
+ *         finished; CKR_EFORKED; CKR_ECORRUPT the lane's shared positions
+ *         were scribbled (nothing was written; the flusher repairs a lane
+ *         once its owner leaves).
  * Lock-free, no system call; any thread.
  */
 int ckr_run_message(ckr_run *r, const void *msg, size_t len, ckr_ticket *ticket);
@@ -394,13 +396,17 @@ typedef struct ckr_flusher_opts {
 	uint64_t map_size;          /* initial map; 0 = 64 MiB; grows when full */
 	uint32_t keep_completed_s;  /* keep completed runs' events this long */
 	uint32_t max_attempts;      /* recorded for recoverers; 0 = 5 */
+	const char **failed_part;   /* optional: on an open error, set to
+	                             * "segment", "store" or "flusher slot" */
 } ckr_flusher_opts;
 
 /*
  * Open the flusher: attach (or create) the segment, open the store, claim the
  * segment's flusher slot and resume from the persisted positions.
  * @return 0; -EBUSY another live flusher serves the segment; the errors of
- *         ckr_segment_create/attach and ckr_store_open.
+ *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or
+ *         disk is too small to set the store up). A segment this call
+ *         created is removed again when it fails.
  */
 int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
 

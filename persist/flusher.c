@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "event/event.h"
@@ -39,14 +40,18 @@
 /* opening: segment, flusher slot, store, cursors                      */
 /* ------------------------------------------------------------------ */
 
-static int open_segment(const ckr_flusher_opts *o, ckr_segment *seg)
+static int open_segment(ckr_flusher *f)
 {
-	int rc = ckr_segment_attach(o->segment, false, seg);
+	const ckr_flusher_opts *o = &f->opts;
+	int rc = ckr_segment_attach(o->segment, false, &f->seg);
 	if (rc == -ENOENT && o->create) {
 		rc = ckr_segment_create(o->segment, &o->seg);
+		f->created = rc == 0;
 		if (rc == 0 || rc == -EEXIST)
-			rc = ckr_segment_attach(o->segment, false, seg);
+			rc = ckr_segment_attach(o->segment, false, &f->seg);
 	}
+	if (rc && o->failed_part)
+		*o->failed_part = "segment";
 	return rc;
 }
 
@@ -97,7 +102,7 @@ static int restore_positions(ckr_flusher *f)
 		uint64_t p = found ? pos[i] : head;
 		/* A persisted position must lie in [tail - capacity, tail];
 		 * anything else is a damaged segment: trust its head. */
-		if (tail < p || tail - p > fl->lane.capacity) {
+		if (tail < p || tail - p > fl->lane.capacity || (p & 7)) {
 			fprintf(stderr, "ckring-flusher: lane %u: persisted position %llu "
 				"outside the ring (tail %llu); starting at head %llu\n", i,
 				(unsigned long long)p, (unsigned long long)tail,
@@ -136,7 +141,12 @@ static int open_store(ckr_flusher *f)
 		.keep_completed_s = f->opts.keep_completed_s,
 		.max_attempts = f->opts.max_attempts,
 	};
-	return ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
+	int rc = ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
+	if (rc == CKR_STORE_MAPFULL)
+		rc = -ENOSPC; /* the map is too small to set the store up */
+	if (rc && f->opts.failed_part)
+		*f->opts.failed_part = "store";
+	return rc;
 }
 
 int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
@@ -148,7 +158,7 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		return -ENOMEM;
 	int rc = copy_opts(f, o);
 	if (rc == 0)
-		rc = open_segment(&f->opts, &f->seg);
+		rc = open_segment(f);
 	if (rc)
 		goto fail_free;
 	f->lanes = calloc(f->seg.lane_count, sizeof *f->lanes);
@@ -160,6 +170,8 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	/* The slot is claimed once the store is ready, so a process that sees
 	 * a flusher in the segment also finds its store set up. */
 	rc = claim_slot(f);
+	if (rc && o->failed_part)
+		*o->failed_part = "flusher slot";
 	if (rc)
 		goto fail_store;
 	rc = restore_positions(f);
@@ -175,6 +187,8 @@ fail_store:
 	ckr_store_close(f->store);
 fail_detach:
 	ckr_segment_detach(&f->seg);
+	if (f->created) /* do not leave a segment nobody will serve */
+		ckr_segment_unlink(f->opts.segment);
 fail_free:
 	free(f->lanes);
 	free(f->buf);
@@ -336,9 +350,16 @@ static int take_one(ckr_flusher *f, ckr_batch *b, flusher_lane *fl,
 		f->batch.corrupt++;
 		return ckr_batch_quarantine(b, rec->reason, fl->lane.index, rec->pos,
 					    f->buf, rec->raw_len);
-	case CKR_READ_ABANDONED:
+	case CKR_READ_ABANDONED: {
+		/* Keep the skipped bytes: a dead producer's half-written
+		 * record, or a record whose seal was scribbled (the two cannot
+		 * be told apart). */
 		f->batch.reclaimed++;
-		return 0;
+		size_t n = ckr_lane_copy(&fl->lane, rec->pos, rec->next, f->buf, f->buf_cap);
+		return ckr_batch_quarantine(b, "skipped: abandoned claim of a dead or "
+					    "detached owner, or a scribbled seal",
+					    fl->lane.index, rec->pos, f->buf, n);
+	}
 	default:
 		return 0;
 	}
@@ -449,6 +470,8 @@ static void publish(ckr_flusher *f, size_t n)
 			atomic_fetch_add_explicit(&fl->lane.ctl->drained, fl->pending_records,
 						  memory_order_relaxed);
 		}
+		if (fl->free_after)
+			ckr_lane_repair_tail(&fl->lane, fl->rpos);
 		if (fl->free_after && ckr_lane_free(&fl->lane, fl->free_after))
 			atomic_fetch_add_explicit(&ckr_seg_ctr(&f->seg)->lanes_freed, 1,
 						  memory_order_relaxed);
@@ -467,6 +490,15 @@ void ckr_flusher_wake_waiters(ckr_flusher *f)
 	atomic_fetch_add(&sf->commit_seq, 1);
 	if (atomic_load(&sf->waiters))
 		ckr_futex_wake(&sf->commit_seq, 0x7fffffff);
+}
+
+/* Is the store's file system (almost) out of space? */
+static bool disk_nearly_full(const ckr_flusher *f)
+{
+	struct statvfs st;
+	if (statvfs(f->opts.db_dir, &st) != 0)
+		return false;
+	return (uint64_t)st.f_bavail * st.f_frsize < BATCH_MAX_BYTES * 2;
 }
 
 /* Map full: grow and replay. Disk full (the map cannot grow, or the commit
@@ -518,6 +550,8 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 		return rc;
 	}
 	rc = ckr_batch_commit(b);
+	if (rc == -EIO && disk_nearly_full(f))
+		rc = -ENOSPC; /* LMDB reports a short write on a full disk as EIO */
 	if (rc == CKR_STORE_MAPFULL || rc == -ENOSPC)
 		return handle_full(f, rc == CKR_STORE_MAPFULL);
 	if (rc)

@@ -53,6 +53,7 @@ struct ckr_flusher {
 	ckr_segment seg;
 	ckr_store *store;
 	uint64_t token;
+	bool created;             /* this flusher created the segment */
 	flusher_lane *lanes;
 	uint32_t next_lane;
 	uint8_t *buf;

@@ -98,7 +98,8 @@ static void housekeep(ckr_flusher *f)
 		fprintf(stderr, "ckring-flusher: prune: %s\n", ckr_strerror(rc));
 }
 
-/* Drain until a pass finds nothing. @return 0 or a fatal error. */
+/* Drain until a pass finds nothing (or cannot commit: f->replay).
+ * @return 0 or a fatal error. */
 static int drain_all(ckr_flusher *f, size_t *total)
 {
 	size_t n;
@@ -107,8 +108,31 @@ static int drain_all(ckr_flusher *f, size_t *total)
 		if (rc)
 			return rc;
 		*total += n;
-	} while (n > 0);
+	} while (n > 0 && !f->replay);
 	return 0;
+}
+
+/* On stop: drain what is there. A batch that could not commit (full map or
+ * disk) is retried, with backoff, for a bounded time; if the store stays
+ * full the events are still in the ring, and we say so with an error rather
+ * than exit as if all were stored. */
+static int final_drain(ckr_flusher *f)
+{
+	size_t total = 0;
+	for (int tries = 0; tries < 30; tries++) {
+		int rc = drain_all(f, &total);
+		if (rc)
+			return rc;
+		if (!f->replay)
+			return 0;
+	}
+	uint64_t left = 0;
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		left += ckr_lane_tail(&f->lanes[i].lane) - f->lanes[i].rpos;
+	fprintf(stderr, "ckring-flusher: the store stayed full: %llu bytes of events "
+		"are still in the ring (they are not lost while the segment exists; "
+		"restart the flusher once there is room)\n", (unsigned long long)left);
+	return -ENOSPC;
 }
 
 int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
@@ -137,8 +161,7 @@ int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
 		idle_sleep(f, sleep_ns);
 		sleep_ns = sleep_ns * 2 > max_ns ? max_ns : sleep_ns * 2;
 	}
-	size_t left = 0;
-	int rc2 = drain_all(f, &left);
+	int rc2 = final_drain(f);
 	if (rc2 == 0)
 		rc2 = maybe_sync(f, true);
 	return rc ? rc : rc2;

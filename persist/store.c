@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -589,6 +590,20 @@ void ckr_store_close(ckr_store *s)
 
 /* ---- flusher maintenance ---- */
 
+/* Would a mapping of size bytes fit in the address space? LMDB unmaps the
+ * old map before it maps the new one and is left with none when that fails
+ * (the next transaction would crash), so we ask first with a trial mapping
+ * that reserves nothing. */
+static bool can_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	munmap(p, size);
+	return true;
+}
+
 int ckr_store_grow(ckr_store *s)
 {
 	MDB_envinfo info;
@@ -601,10 +616,9 @@ int ckr_store_grow(ckr_store *s)
 	pthread_rwlock_wrlock(&s->map_lock);
 	rc = mdb_env_info(s->env, &info);
 	if (rc == 0)
-		rc = info.me_mapsize > SIZE_MAX / 2
+		rc = info.me_mapsize > SIZE_MAX / 2 || !can_map(info.me_mapsize * 2)
 			     ? ENOMEM
 			     : mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
-	pthread_rwlock_unlock(&s->map_lock);
 	return ckr_st_err(rc);
 }
 

@@ -170,6 +170,8 @@ static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
 	/* relaxed: the CAS below validates t; no data is read through it. */
 	uint64_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	for (;;) {
+		if (t & 7)
+			return CKR_ECORRUPT; /* a scribbled tail: never write by it */
 		uint64_t idx = t & l->mask;
 		uint64_t p = idx + need > l->capacity ? l->capacity - idx : 0;
 		/* acquire: pairs with the release store below by the producer
@@ -182,6 +184,8 @@ static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
 			 * ckr_lane_release() (C6): the consumer has finished
 			 * reading everything below h, so we may overwrite it. */
 			h = atomic_load_explicit(&c->head, memory_order_acquire);
+			if (h > t || (h & 7))
+				return CKR_ECORRUPT; /* a scribbled head */
 			/* release: pairs with the acquire load of head_cache
 			 * above (see there). Racing producers store values that
 			 * are all <= head, which keeps it a safe hint. */
@@ -309,6 +313,21 @@ static const char *record_check(const ckr_lane *l, uint64_t w, const uint8_t *re
 	return NULL;
 }
 
+/* Is there a sealed record (or the tail) at q? Read-only probe. */
+static bool lands_on_record(const ckr_lane *l, uint64_t q)
+{
+	/* acquire: pairs with the producers' CAS of tail (P4) and release of
+	 * the seal (P8); a probe only, nothing is read through it. */
+	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
+	if (q == tail)
+		return true;
+	if (q > tail)
+		return false;
+	uint64_t w = atomic_load_explicit(seal_at(l, q), memory_order_acquire);
+	return seal_valid(l, w, q) && seal_state(w) != CKR_SEAL_BUSY &&
+	       q + seal_len(w) <= tail;
+}
+
 /* C3: copy a sealed DATA record out and validate the copy. */
 static void read_data(const ckr_lane *l, uint64_t pos, uint64_t w, void *buf,
 		      ckr_lane_record *rec)
@@ -320,6 +339,16 @@ static void read_data(const ckr_lane *l, uint64_t pos, uint64_t w, void *buf,
 	rec->next = pos + len;
 	rec->reason = record_check(l, w, b);
 	if (rec->reason) {
+		/* The seal's length or payload_len was damaged. Step by the
+		 * seal, unless the shorter length given by payload_len lands
+		 * on a record that checks out (or on the tail): then the seal
+		 * was forged longer, and stepping by it would swallow that
+		 * intact record. */
+		uint32_t plen;
+		memcpy(&plen, b + 12, 4);
+		uint64_t alt = align8(CKR_REC_HEADER + (uint64_t)plen);
+		if (alt < len && lands_on_record(l, pos + alt))
+			rec->next = pos + alt;
 		rec->status = CKR_READ_CORRUPT;
 		rec->raw_len = (uint32_t)len;
 		return;
@@ -364,9 +393,10 @@ static void read_open(const ckr_lane *l, uint64_t pos, uint64_t w,
 	 * we see covers claims whose seals we may then look for. */
 	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
 	rec->next = pos;
-	if (tail == pos || tail - pos > l->capacity) {
-		/* Empty; or a tail that is not ahead of us by a lap or less,
-		 * which only a scribbled tail can be: nothing to read. */
+	if (tail == pos || tail - pos > l->capacity || (tail & 7)) {
+		/* Empty; or a tail that is not ahead of us by a lap or less, or
+		 * unaligned, which only a scribbled tail can be: nothing to
+		 * read (the flusher repairs the tail when it frees the lane). */
 		rec->status = CKR_READ_EMPTY;
 		return;
 	}
@@ -382,16 +412,31 @@ static void read_open(const ckr_lane *l, uint64_t pos, uint64_t w,
 		rec->next = scan_forward(l, pos, tail);
 }
 
+/* A sealed record must lie below the tail: its producer moved the tail past
+ * it (P4) before sealing (P8), so after acquiring the seal we see that tail
+ * or a later one. A "record" that does not is forged. */
+static bool below_tail(const ckr_lane *l, uint64_t pos, uint64_t w)
+{
+	/* acquire: pairs with the producers' acq_rel CAS of tail (P4). */
+	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
+	return (tail & 7) == 0 && tail - pos <= l->capacity && pos + seal_len(w) <= tail;
+}
+
 int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 		  void *buf, size_t cap, ckr_lane_record *rec)
 {
 	memset(rec, 0, sizeof *rec);
+	if (pos & 7) { /* only a damaged cursor can be unaligned */
+		rec->pos = rec->next = pos;
+		rec->status = CKR_READ_EMPTY;
+		return 0;
+	}
 	for (;;) {
 		rec->pos = pos;
 		/* C2 acquire: pairs with the producer's release of the seal
 		 * (P5/P8): the record's bytes are visible once we see it. */
 		uint64_t w = atomic_load_explicit(seal_at(l, pos), memory_order_acquire);
-		bool valid = seal_valid(l, w, pos);
+		bool valid = seal_valid(l, w, pos) && below_tail(l, pos, w);
 		if (valid && seal_state(w) == CKR_SEAL_PAD) {
 			pos += seal_len(w);
 			continue;
@@ -413,6 +458,30 @@ void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos)
 	/* C6 release: pairs with the producers' acquire of head (P3): we have
 	 * finished reading everything below pos, and it is persisted. */
 	atomic_store_explicit(&l->ctl->head, pos, memory_order_release);
+}
+
+size_t ckr_lane_copy(const ckr_lane *l, uint64_t pos, uint64_t end, void *buf,
+		     size_t cap)
+{
+	size_t n = end - pos < cap ? (size_t)(end - pos) : cap, done = 0;
+	while (done < n) {
+		uint64_t idx = (pos + done) & l->mask;
+		size_t chunk = l->capacity - idx < n - done ? (size_t)(l->capacity - idx) : n - done;
+		memcpy((uint8_t *)buf + done, l->data + idx, chunk);
+		done += chunk;
+	}
+	return n;
+}
+
+void ckr_lane_repair_tail(ckr_lane *l, uint64_t pos)
+{
+	/* relaxed: no writer exists (the owner word still holds a dead or
+	 * detached owner, so nobody can attach); ckr_lane_free()'s release
+	 * publishes these stores to the next owner. */
+	if (atomic_load_explicit(&l->ctl->tail, memory_order_relaxed) != pos) {
+		atomic_store_explicit(&l->ctl->tail, pos, memory_order_relaxed);
+		atomic_store_explicit(&l->ctl->head_cache, pos, memory_order_relaxed);
+	}
 }
 
 bool ckr_lane_free(ckr_lane *l, uint64_t owner)

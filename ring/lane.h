@@ -109,7 +109,8 @@ typedef struct ckr_reservation {
  * Claim room for a record of len payload bytes (P1..P6). Between reserve and
  * commit the caller must not fail or block: commit always follows.
  * @return 0; -EAGAIN the lane is full (counted in refused_full);
- *         -E2BIG payload above the lane's max_record.
+ *         -E2BIG payload above the lane's max_record; CKR_ECORRUPT the
+ *         lane's tail or head was scribbled (unaligned or inconsistent).
  * Lock-free, never blocks, no system call. Any thread of the owner.
  */
 int ckr_lane_reserve(ckr_lane *l, uint32_t len, ckr_reservation *res);
@@ -174,6 +175,16 @@ int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
  * after its store commit. This function can't fail.
  */
 void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
+
+/* Copy the raw bytes [pos, end) of the lane (wrapping at the lane end), at
+ * most cap of them, to buf; for quarantining what C4 skipped. Only when no
+ * writer exists. @return the bytes copied. */
+size_t ckr_lane_copy(const ckr_lane *l, uint64_t pos, uint64_t end, void *buf,
+		     size_t cap);
+
+/* Before C7: the lane was drained to pos with no writer left; make its tail
+ * pos again if a scribble moved it (a no-op otherwise). Flusher only. */
+void ckr_lane_repair_tail(ckr_lane *l, uint64_t pos);
 
 /* C7: return the lane of a dead or detached owner to use, if the owner word
  * still holds `owner`. @return true if it was freed. */

@@ -22,7 +22,7 @@
  * stall (head stays put while the flusher keeps looping), then detach or
  * SIGKILL the producer and check that everything after the scribble lands.
  *
- * Tests named test_known_bug_* demonstrate reported, unfixed bugs
+ * Tests named test_fixed_bug_* are regression tests for bugs this test found
  * (docs/BAD_INPUT.md B1..B4): skipped unless CKR_TEST_KNOWN_BUGS=1.
  * CKR_SEED replays a run (the seed is printed).
  */
@@ -674,8 +674,7 @@ static void seal_scenario(fixture *f, producer *p, bool busy, bool kill9)
 		(unsigned long long)reclaimed, (unsigned long long)f->want.damaged,
 		extra ? "quarantined (as PROTOCOL.md says)"
 		      : "NOT quarantined, only counted reclaimed (B4)");
-	if (tu_known_bugs())
-		assert_int_equal(extra, 1); /* B4: PROTOCOL.md "Known limit" */
+	assert_int_equal(extra, 1); /* B4 (fixed): PROTOCOL.md "Known limit" */
 	if (!kill9)
 		stop_producer(p, false);
 }
@@ -699,10 +698,8 @@ static void test_scribbled_seal_stalls_until_death_then_resyncs(void **state)
 /* B3: a seal scribbled to a LONGER valid length swallows the records that
  * follow it in a live lane: the record is quarantined (bad checksum) and the
  * reader jumps by the forged length, so the next, intact record is lost. */
-static void test_known_bug_forged_seal_length_swallows_next(void **state)
+static void test_fixed_bug_forged_seal_length_swallows_next(void **state)
 {
-	if (!tu_known_bugs())
-		skip();
 	fixture *f = *state;
 	start_producer(f, &f->p[0]);
 	ckr_lane l = lane_of(f, f->p[0].lane);
@@ -726,10 +723,8 @@ static void test_known_bug_forged_seal_length_swallows_next(void **state)
  * publishes an unaligned head and frees the lane; the next producer there
  * writes its pad seal across the lane end (past the segment mapping for the
  * last lane) and its records are never persisted. */
-static void test_known_bug_unaligned_tail_of_dead_lane(void **state)
+static void test_fixed_bug_unaligned_tail_of_dead_lane(void **state)
 {
-	if (!tu_known_bugs())
-		skip();
 	fixture *f = *state;
 	uint32_t last = LANES - 1;
 	pid_t c = fork();
@@ -767,10 +762,8 @@ static void test_known_bug_unaligned_tail_of_dead_lane(void **state)
  * a well-formed message of an existing run) is consumed although it lies
  * beyond the tail: it reaches the run, and head passes the tail, after which
  * the producer's real pushes in that lane never land. */
-static void test_known_bug_forged_record_beyond_tail(void **state)
+static void test_fixed_bug_forged_record_beyond_tail(void **state)
 {
-	if (!tu_known_bugs())
-		skip();
 	fixture *f = *state;
 	start_producer(f, &f->p[0]);
 	ckr_lane l = lane_of(f, f->p[0].lane);
@@ -818,9 +811,9 @@ int main(void)
 		T(test_scribbled_records_quarantined_rest_intact),
 		T(test_scribbled_seal_stalls_until_detach_then_resyncs),
 		T(test_scribbled_seal_stalls_until_death_then_resyncs),
-		T(test_known_bug_forged_seal_length_swallows_next),
-		T(test_known_bug_unaligned_tail_of_dead_lane),
-		T(test_known_bug_forged_record_beyond_tail),
+		T(test_fixed_bug_forged_seal_length_swallows_next),
+		T(test_fixed_bug_unaligned_tail_of_dead_lane),
+		T(test_fixed_bug_forged_record_beyond_tail),
 #undef T
 	};
 	return cmocka_run_group_tests_name("scribble", tests, NULL, NULL);

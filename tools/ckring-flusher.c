@@ -177,10 +177,13 @@ int main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	install_signals();
 	ckr_flusher *f;
+	const char *part = "flusher";
+	o.failed_part = &part;
 	rc = ckr_flusher_open(&o, &f);
 	if (rc) {
-		fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store '%s': %s\n",
-			o.segment, o.db_dir, ckr_strerror(rc));
+		fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store '%s': "
+			"%s: %s\n", o.segment, o.db_dir, part,
+			rc == -EBUSY ? "another live flusher serves it" : ckr_strerror(rc));
 		return 1;
 	}
 	rc = ckr_flusher_run(f, &stop_flag);
