@@ -43,6 +43,9 @@ TSAN_TESTS ?= test_ring_stress test_client_threads
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev
 
+# Keep intermediate objects (tests and tools are built through them).
+.SECONDARY:
+
 .PHONY: all lib tools tests test check asan tsan deps demo model bench install \
         torture fuzz faults \
         uninstall clean help
