@@ -184,8 +184,15 @@ static int claim(ckr_lane *l, uint64_t need, uint64_t *pos, uint64_t *pad)
 			 * ckr_lane_release() (C6): the consumer has finished
 			 * reading everything below h, so we may overwrite it. */
 			h = atomic_load_explicit(&c->head, memory_order_acquire);
-			if (h > t || (h & 7))
+			if (h & 7)
 				return CKR_ECORRUPT; /* a scribbled head */
+			if (h > t) {
+				/* Our tail snapshot is older than the head: others
+				 * claimed and the consumer consumed meanwhile. Not
+				 * full; take the current tail and retry. */
+				t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+				continue;
+			}
 			/* release: pairs with the acquire load of head_cache
 			 * above (see there). Racing producers store values that
 			 * are all <= head, which keeps it a safe hint. */
