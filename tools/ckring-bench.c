@@ -1434,7 +1434,7 @@ static int parse_args(bench *b, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			exit(0);
+			return -1; /* done: main frees and exits 0 */
 		default:
 			return usage_error("option '%s' is unknown or lacks its value",
 					   argv[optind - 1]);
@@ -1503,7 +1503,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		free(b);
 		free(scratch);
-		return rc;
+		return rc < 0 ? 0 : rc;
 	}
 	b->ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (b->ncpu < 1)
