@@ -242,22 +242,28 @@ static bool writers_gone(flusher_lane *fl, uint64_t owner, uint64_t max_age_ns)
 	return fl->owner_dead;
 }
 
-/*
- * Is there anything to do in this lane: new records (its tail moved since
- * the last pass, or the claim the last pass stopped at is sealed now), or
- * an owner that left (its lane is to be drained and freed)? An idle flusher answers this from two loads per lane and, rarely,
- * a liveness check: a stuck lane (records behind a claim) every 50 ms, an
- * idle owned lane every second.
- */
-static bool lane_has_work(flusher_lane *fl)
+bool ckr_flusher_lane_moved(const flusher_lane *fl)
 {
 	uint64_t tail = ckr_lane_tail(&fl->lane);
 	if (tail != fl->tail_seen)
 		return true;
 	/* The last pass stopped at a claim that was open then: has its
 	 * producer sealed it since? (The tail does not move when it does.) */
-	if (tail != fl->rpos && ckr_lane_ready(&fl->lane, fl->rpos))
+	return tail != fl->rpos && ckr_lane_ready(&fl->lane, fl->rpos);
+}
+
+/*
+ * Is there anything to do in this lane: new records (it moved, see
+ * ckr_flusher_lane_moved), or an owner that left (its lane is to be drained
+ * and freed)? An idle flusher answers this from two loads per lane and,
+ * rarely, a liveness check: a stuck lane (records behind a claim) every
+ * 50 ms, an idle owned lane every second.
+ */
+static bool lane_has_work(flusher_lane *fl)
+{
+	if (ckr_flusher_lane_moved(fl))
 		return true;
+	uint64_t tail = ckr_lane_tail(&fl->lane);
 	uint64_t owner = ckr_lane_owner(&fl->lane);
 	uint64_t age = tail != fl->rpos ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS;
 	return writers_gone(fl, owner, age);

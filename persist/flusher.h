@@ -69,6 +69,10 @@ struct ckr_flusher {
 	uint64_t crash_count;
 };
 
+/* Has the lane moved since its last pass: its tail, or a seal at the claim
+ * that pass stopped at? Two or three loads; no system call. */
+bool ckr_flusher_lane_moved(const flusher_lane *fl);
+
 /* Heartbeat in the segment. */
 void ckr_flusher_heartbeat(ckr_flusher *f);
 

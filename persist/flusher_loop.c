@@ -29,11 +29,11 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Has any lane's tail moved since its last drain? */
+/* Has any lane moved since its last pass? */
 static bool new_work(ckr_flusher *f)
 {
 	for (uint32_t i = 0; i < f->seg.lane_count; i++)
-		if (ckr_lane_tail(&f->lanes[i].lane) != f->lanes[i].tail_seen)
+		if (ckr_flusher_lane_moved(&f->lanes[i]))
 			return true;
 	return false;
 }
