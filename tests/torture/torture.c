@@ -185,6 +185,19 @@ static void no_leak_check(void)
 	setenv("ASAN_OPTIONS", buf, 1);
 }
 
+/* In a forked child about to exec a tool: stdout and stderr to path
+ * (opened with O_APPEND or O_TRUNC), and no leak checks (see above). */
+static void child_output_to(const char *path, int mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | mode, 0600);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	no_leak_check();
+}
+
 /* Wait (bounded) for pid to exit; SIGKILL it at the bound. */
 static int wait_exit(pid_t pid, int64_t bound_ms)
 {
@@ -246,13 +259,7 @@ static pid_t start_flusher(const char *crash)
 	snprintf(bin, sizeof bin, "%s/ckring-flusher", O.bin);
 	pid_t pid = fork();
 	if (pid == 0) {
-		int fd = open(flog_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		no_leak_check();
+		child_output_to(flog_path, O_APPEND);
 		if (crash)
 			setenv("CKR_FLUSHER_CRASH", crash, 1);
 		else
@@ -365,13 +372,7 @@ static void launch_load(void)
 	fclose(m);
 	pid_t pid = fork();
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		no_leak_check();
+		child_output_to(log, O_TRUNC);
 		execl(bin, "ckring-load", "--segment", O.segment, "--procs", a[0], "--threads",
 		      a[1], "--runs", a[2], "--events", a[3], "--size", a[4], "--prefix", prefix,
 		      "--ack-file", ack, "--finish", "leave", (char *)NULL);
