@@ -105,7 +105,15 @@ $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(LDLIBS) -lm
 
-tests: $(TESTS) $(TOOLS)
+# The tools linked against the hooks build (crash points for the tests).
+HOOK_TOOLS := $(BUILD)/hooks/bin/ckring-flusher
+
+$(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@ [hooks])
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
+
+tests: $(TESTS) $(TOOLS) $(HOOK_TOOLS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
@@ -153,7 +161,7 @@ FUZZ_SECONDS ?= 20
 
 ## torture: crash torture against the real tools for DURATION s (SEED= replays)
 torture: deps
-	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)$(MAKE) --no-print-directory tools $(HOOK_TOOLS)
 	$(Q)BUILD=$(BUILD) bash tests/torture/torture.sh --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each

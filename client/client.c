@@ -1,12 +1,21 @@
 /*
  * client.c — the executor API of ckring.h: clients (a process's lane), runs
- * (begin / reopen / message / phase / finish), tickets and durability waits.
+ * (begin / reopen / message / phase / finish) and their writer slots.
  *
  * A push is: reserve ring space (lock-free, may fail with -EAGAIN), take the
  * run's next sequence number (one atomic add), encode the event straight into
  * the reserved space, commit. The sequence number is taken only after the
  * space is ours, so a refused push never leaves a gap in a run's sequence; a
  * gap can only come from a process that died between reserve and commit.
+ *
+ * One writer per run (ring/PROTOCOL.md, "Owners, writers and claims"): a run
+ * handle is a writer — a writer id (new at begin, the claim's at reopen)
+ * and a slot of the client's lane where the flusher reports a rejection of
+ * that writer's events (client/wait.c reads it). Every event carries both.
+ * Slots are taken and returned under the client's runs_lock (begin, reopen
+ * and close are not the hot path); a closed handle's slot is reused only
+ * once the flusher has passed the lane's tail at close, so a wait on the
+ * handle's last tickets can still tell stored from rejected.
  */
 #include "client/client.h"
 
@@ -18,15 +27,14 @@
 
 #include "event/event.h"
 #include "ring/lane.h"
-#include "shm/futex.h"
 #include "shm/proc.h"
 #include "shm/segment.h"
 
 #define DEFAULT_MAX_RUN_BYTES (UINT64_C(1) << 30)
 
 /* Bumped in every forked child (pthread_atfork); a client remembers the value
- * it was attached under, so a child's use of it is refused. This is the one
- * process-wide variable: fork is a process-wide event. */
+ * it was attached under, so a child's use of it is refused. Process-wide
+ * because fork is a process-wide event. */
 static _Atomic uint64_t fork_generation;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -47,16 +55,27 @@ typedef struct open_run {
 	uint8_t id[CKR_RUN_ID_MAX];
 } open_run;
 
+/* A slot of a closed handle, reusable once the lane's head reaches until. */
+typedef struct draining_slot {
+	uint32_t slot;
+	uint64_t until;
+} draining_slot;
+
 struct ckr_client {
 	ckr_segment seg;
 	ckr_lane lane;
-	uint64_t token;
+	ckr_identity id;
 	uint64_t fork_gen;
 	uint32_t max_event;
 	uint64_t max_run_bytes;
-	ckr_store *store; /* optional: duplicate-begin check */
-	pthread_mutex_t runs_lock;
-	open_run *runs;   /* ids of runs open in this client */
+	ckr_begin_check_fn begin_check;
+	void *begin_check_ctx;
+	pthread_mutex_t runs_lock; /* guards runs and the slot lists */
+	open_run *runs;            /* ids of runs open in this client */
+	uint32_t *free_slots;      /* a stack of free slot indices */
+	uint32_t n_free;
+	draining_slot *draining;   /* closed handles' slots */
+	uint32_t n_draining;
 };
 
 struct ckr_run {
@@ -65,6 +84,8 @@ struct ckr_run {
 	size_t id_len;
 	ckr_kind kind;
 	uint32_t incarnation;
+	uint64_t writer;
+	uint32_t slot;
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t bytes;
 	_Atomic int finished; /* 0 open, 1 finishing, 2 finished */
@@ -95,16 +116,37 @@ static int client_opts(ckr_client *c, const ckr_client_opts *o)
 	}
 	if (o->max_run_bytes)
 		c->max_run_bytes = o->max_run_bytes;
-	if (o->db_dir) {
-		ckr_store_opts so = { .read_only = true };
-		return ckr_store_open(o->db_dir, &so, &c->store);
-	}
+	c->begin_check = o->begin_check;
+	c->begin_check_ctx = o->begin_check_ctx;
 	return 0;
+}
+
+static int slots_init(ckr_client *c)
+{
+	uint32_t n = c->seg.writers_per_lane;
+	c->free_slots = malloc(n * sizeof *c->free_slots);
+	c->draining = malloc(n * sizeof *c->draining);
+	if (!c->free_slots || !c->draining)
+		return -ENOMEM;
+	/* Lowest index on top: slot 0 is taken first. */
+	for (uint32_t i = 0; i < n; i++)
+		c->free_slots[i] = n - 1 - i;
+	c->n_free = n;
+	return 0;
+}
+
+static void client_free(ckr_client *c)
+{
+	free(c->free_slots);
+	free(c->draining);
+	free(c);
 }
 
 int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 		      ckr_client **out)
 {
+	if (!out)
+		return -EINVAL;
 	pthread_once(&atfork_once, install_atfork);
 	ckr_client *c = calloc(1, sizeof *c);
 	if (!c)
@@ -113,26 +155,25 @@ int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 	if (rc)
 		goto fail_free;
 	rc = client_opts(c, opts);
+	if (rc == 0)
+		rc = slots_init(c);
+	if (rc == 0)
+		rc = ckr_proc_self_identity(&c->id);
 	if (rc)
 		goto fail_detach;
-	rc = ckr_proc_self_token(&c->token);
-	if (rc)
-		goto fail_store;
 	uint32_t index;
-	rc = ckr_lane_acquire(&c->seg, c->token, (uint32_t)getpid(), &index);
+	rc = ckr_lane_acquire(&c->seg, &c->id, (uint32_t)getpid(), &index);
 	if (rc)
-		goto fail_store;
+		goto fail_detach;
 	ckr_lane_view(&c->seg, index, &c->lane);
 	c->fork_gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
 	pthread_mutex_init(&c->runs_lock, NULL);
 	*out = c;
 	return 0;
-fail_store:
-	ckr_store_close(c->store);
 fail_detach:
 	ckr_segment_detach(&c->seg);
 fail_free:
-	free(c);
+	client_free(c);
 	return rc;
 }
 
@@ -141,16 +182,15 @@ void ckr_client_detach(ckr_client *c)
 	if (!c)
 		return;
 	if (check_fork(c) == 0)
-		ckr_lane_detach(&c->lane, c->token);
+		ckr_lane_detach(&c->seg, &c->lane, c->id.token);
 	while (c->runs) {
 		open_run *n = c->runs->next;
 		free(c->runs);
 		c->runs = n;
 	}
 	pthread_mutex_destroy(&c->runs_lock);
-	ckr_store_close(c->store);
 	ckr_segment_detach(&c->seg);
-	free(c);
+	client_free(c);
 }
 
 uint32_t ckr_client_lane(const ckr_client *c)
@@ -170,44 +210,96 @@ int ckr_client_check(const ckr_client *c)
 
 uint64_t ckr_client_token(const ckr_client *c)
 {
-	return c->token;
+	return c->id.token;
 }
 
-/* Register id as open in this client. @return 0; -EEXIST; -ENOMEM. */
-static int runs_add(ckr_client *c, const void *id, size_t id_len)
+/* ------------------------------------------------------------------ */
+/* open runs and writer slots (under runs_lock)                        */
+/* ------------------------------------------------------------------ */
+
+static bool runs_has(const ckr_client *c, const void *id, size_t id_len)
 {
-	int rc = 0;
-	pthread_mutex_lock(&c->runs_lock);
-	for (open_run *r = c->runs; r; r = r->next)
+	for (const open_run *r = c->runs; r; r = r->next)
 		if (r->id_len == id_len && memcmp(r->id, id, id_len) == 0)
-			rc = -EEXIST;
-	if (rc == 0) {
-		open_run *r = calloc(1, sizeof *r);
-		if (r) {
-			r->id_len = id_len;
-			memcpy(r->id, id, id_len);
-			r->next = c->runs;
-			c->runs = r;
+			return true;
+	return false;
+}
+
+/* Return to the free stack the closed handles' slots the flusher passed. */
+static void slots_reclaim(ckr_client *c)
+{
+	/* acquire: pairs with the flusher's release of head (C6): every
+	 * rejection it reported below head is written (W2), and nothing of
+	 * the old writer can be reported any more. */
+	uint64_t head = atomic_load_explicit(&c->lane.ctl->head, memory_order_acquire);
+	for (uint32_t i = 0; i < c->n_draining;) {
+		if (c->draining[i].until <= head) {
+			c->free_slots[c->n_free++] = c->draining[i].slot;
+			c->draining[i] = c->draining[--c->n_draining];
 		} else {
-			rc = -ENOMEM;
+			i++;
 		}
 	}
+}
+
+/*
+ * Register run id as open and give it a slot for writer.
+ * @return 0 and *slot; -EEXIST open already; CKR_ESLOTS; -ENOMEM.
+ */
+static int run_register(ckr_client *c, const void *id, size_t id_len,
+			uint64_t writer, uint32_t *slot)
+{
+	int rc = 0;
+	open_run *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->runs_lock);
+	if (runs_has(c, id, id_len))
+		rc = -EEXIST;
+	if (rc == 0 && c->n_free == 0)
+		slots_reclaim(c);
+	if (rc == 0 && c->n_free == 0)
+		rc = CKR_ESLOTS;
+	if (rc == 0) {
+		*slot = c->free_slots[--c->n_free];
+		ckr_lane_slot_take(&c->lane, *slot, writer);
+		r->id_len = id_len;
+		memcpy(r->id, id, id_len);
+		r->next = c->runs;
+		c->runs = r;
+		r = NULL;
+	}
 	pthread_mutex_unlock(&c->runs_lock);
+	free(r);
 	return rc;
 }
 
-static void runs_remove(ckr_client *c, const void *id, size_t id_len)
+/*
+ * Unregister run id. The slot drains until the lane's tail now (every
+ * event of the handle ends at or below it); drop_now frees it at once (its
+ * begin was never pushed, so no ticket refers to it).
+ */
+static void run_unregister(ckr_client *c, const void *id, size_t id_len,
+			   uint32_t slot, bool drop_now)
 {
+	open_run *dead = NULL;
 	pthread_mutex_lock(&c->runs_lock);
 	for (open_run **p = &c->runs; *p; p = &(*p)->next) {
 		if ((*p)->id_len == id_len && memcmp((*p)->id, id, id_len) == 0) {
-			open_run *dead = *p;
+			dead = *p;
 			*p = dead->next;
-			free(dead);
 			break;
 		}
 	}
+	if (drop_now) {
+		ckr_lane_slot_drop(&c->lane, slot);
+		c->free_slots[c->n_free++] = slot;
+	} else {
+		c->draining[c->n_draining++] =
+			(draining_slot){ slot, ckr_lane_tail(&c->lane) };
+	}
 	pthread_mutex_unlock(&c->runs_lock);
+	free(dead);
 }
 
 /* ------------------------------------------------------------------ */
@@ -215,10 +307,12 @@ static void runs_remove(ckr_client *c, const void *id, size_t id_len)
 /* ------------------------------------------------------------------ */
 
 /*
- * Reserve, number, encode, commit. ev->seq is filled here. When
- * take_seq is false the event uses the seq already in ev (begin: 0).
+ * Reserve, number, encode, commit. ev->seq is filled here when take_seq
+ * (begin uses seq 0). charge: count the event against the run's byte
+ * budget (finish events are exempt: a run must always be able to finish).
  */
-static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, ckr_ticket *t)
+static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, bool charge,
+		      ckr_ticket *t)
 {
 	ckr_client *c = r->c;
 	size_t size = ckr_event_size(ev);
@@ -226,17 +320,21 @@ static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, ckr_ticket *t)
 		return -EINVAL;
 	if (size > c->max_event)
 		return -E2BIG;
-	/* relaxed: a per-run budget; exactness across threads comes from
-	 * the atomic add itself, nothing is published through it. */
-	uint64_t before = atomic_fetch_add_explicit(&r->bytes, size, memory_order_relaxed);
-	if (before + size > c->max_run_bytes) {
-		atomic_fetch_sub_explicit(&r->bytes, size, memory_order_relaxed);
-		return -EFBIG;
+	if (charge) {
+		/* relaxed: a per-run budget; exactness across threads comes
+		 * from the atomic add itself, nothing is published through it. */
+		uint64_t before = atomic_fetch_add_explicit(&r->bytes, size,
+							    memory_order_relaxed);
+		if (before + size > c->max_run_bytes) {
+			atomic_fetch_sub_explicit(&r->bytes, size, memory_order_relaxed);
+			return -EFBIG;
+		}
 	}
 	ckr_reservation res;
 	int rc = ckr_lane_reserve(&c->lane, (uint32_t)size, &res);
 	if (rc) {
-		atomic_fetch_sub_explicit(&r->bytes, size, memory_order_relaxed);
+		if (charge)
+			atomic_fetch_sub_explicit(&r->bytes, size, memory_order_relaxed);
 		return rc;
 	}
 	/* The space is ours: from here nothing fails. relaxed: sequence
@@ -246,10 +344,9 @@ static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, ckr_ticket *t)
 		ev->seq = atomic_fetch_add_explicit(&r->next_seq, 1, memory_order_relaxed);
 	ckr_event_encode(ev, res.payload, size);
 	uint64_t end = ckr_lane_commit(&res);
-	if (t) {
-		t->lane = c->lane.index;
-		t->pos = end;
-	}
+	if (t)
+		*t = (ckr_ticket){ .lane = c->lane.index, .slot = r->slot,
+				   .pos = end, .writer = r->writer };
 	return 0;
 }
 
@@ -258,6 +355,8 @@ static void event_init(ckr_event *ev, const ckr_run *r, ckr_event_type type)
 	memset(ev, 0, sizeof *ev);
 	ev->type = type;
 	ev->incarnation = r->incarnation;
+	ev->writer = r->writer;
+	ev->slot = r->slot;
 	ev->id = r->id;
 	ev->id_len = r->id_len;
 }
@@ -273,19 +372,30 @@ static int run_usable(const ckr_run *r)
 	return atomic_load_explicit(&r->finished, memory_order_acquire) ? CKR_ETERMINAL : 0;
 }
 
-static ckr_run *run_new(ckr_client *c, const void *id, size_t id_len,
-			ckr_kind kind, uint32_t incarnation, uint64_t next_seq)
+/* A new handle, registered in c with a slot. @return 0; -EEXIST;
+ * CKR_ESLOTS; -ENOMEM. */
+static int run_open(ckr_client *c, const void *id, size_t id_len, ckr_kind kind,
+		    uint32_t incarnation, uint64_t writer, uint64_t next_seq,
+		    uint64_t bytes, ckr_run **out)
 {
 	ckr_run *r = calloc(1, sizeof *r);
 	if (!r)
-		return NULL;
+		return -ENOMEM;
+	int rc = run_register(c, id, id_len, writer, &r->slot);
+	if (rc) {
+		free(r);
+		return rc;
+	}
 	r->c = c;
 	memcpy(r->id, id, id_len);
 	r->id_len = id_len;
 	r->kind = kind;
 	r->incarnation = incarnation;
+	r->writer = writer;
 	atomic_init(&r->next_seq, next_seq);
-	return r;
+	atomic_init(&r->bytes, bytes);
+	*out = r;
+	return 0;
 }
 
 static int spec_check(const ckr_run_spec *s)
@@ -299,24 +409,12 @@ static int spec_check(const ckr_run_spec *s)
 	return 0;
 }
 
-/* Does the store already hold this run? */
-static int store_has(ckr_client *c, const void *id, size_t id_len)
-{
-	ckr_run_info info;
-	if (!c->store)
-		return 0;
-	int rc = ckr_store_get(c->store, id, id_len, &info);
-	if (rc == 0)
-		return -EEXIST;
-	return rc == -ENOENT ? 0 : rc;
-}
-
 static void begin_event(ckr_event *ev, const ckr_run *r, const ckr_run_spec *s)
 {
 	event_init(ev, r, CKR_EV_BEGIN);
 	ev->u.begin.kind = s->kind;
-	ev->u.begin.owner_pid = (uint32_t)ckr_token_pid(r->c->token);
-	ev->u.begin.owner_start = ckr_token_start(r->c->token);
+	ev->u.begin.owner_pid = (uint32_t)ckr_token_pid(r->c->id.token);
+	ev->u.begin.owner_start = ckr_token_start(r->c->id.token);
 	ev->u.begin.label = s->label ? s->label : "";
 	ev->u.begin.label_len = s->label ? strlen(s->label) : 0;
 	ev->u.begin.meta = s->meta;
@@ -326,54 +424,50 @@ static void begin_event(ckr_event *ev, const ckr_run *r, const ckr_run_spec *s)
 int ckr_run_begin(ckr_client *c, const ckr_run_spec *spec, ckr_run **out,
 		  ckr_ticket *ticket)
 {
-	int rc = spec_check(spec);
+	int rc = c && out ? spec_check(spec) : -EINVAL;
 	if (rc == 0)
 		rc = check_fork(c);
-	if (rc == 0)
-		rc = store_has(c, spec->id, spec->id_len);
+	if (rc == 0 && c->begin_check)
+		rc = c->begin_check(c->begin_check_ctx, spec->id, spec->id_len);
 	if (rc)
 		return rc;
-	ckr_run *r = run_new(c, spec->id, spec->id_len, spec->kind, 1, 1);
-	if (!r)
-		return -ENOMEM;
-	rc = runs_add(c, spec->id, spec->id_len);
+	ckr_run *r;
+	rc = run_open(c, spec->id, spec->id_len, spec->kind, 1,
+		      ckr_proc_next_writer(&c->id), 1, 0, &r);
 	if (rc)
-		goto fail_free;
+		return rc;
 	ckr_event ev;
 	begin_event(&ev, r, spec);
 	ev.seq = 0;
-	rc = push_event(r, &ev, false, ticket);
-	if (rc)
-		goto fail_remove;
-	*out = r;
-	return 0;
-fail_remove:
-	runs_remove(c, spec->id, spec->id_len);
-fail_free:
-	free(r);
-	return rc;
-}
-
-int ckr_run_reopen(ckr_client *c, const ckr_claim *cl, ckr_run **out)
-{
-	if (!cl || cl->id_len == 0 || cl->id_len > CKR_RUN_ID_MAX ||
-	    cl->incarnation < 1 || cl->next_seq < 1 ||
-	    (cl->kind != CKR_KIND_SINGLE_LOOP && cl->kind != CKR_KIND_MULTI_PHASE))
-		return -EINVAL;
-	int rc = check_fork(c);
-	if (rc)
-		return rc;
-	ckr_run *r = run_new(c, cl->id, cl->id_len, cl->kind, cl->incarnation,
-			     cl->next_seq);
-	if (!r)
-		return -ENOMEM;
-	rc = runs_add(c, cl->id, cl->id_len);
+	rc = push_event(r, &ev, false, true, ticket);
 	if (rc) {
+		run_unregister(c, r->id, r->id_len, r->slot, true);
 		free(r);
 		return rc;
 	}
 	*out = r;
 	return 0;
+}
+
+static bool claim_ok(const ckr_claim *cl)
+{
+	return cl && cl->id_len > 0 && cl->id_len <= CKR_RUN_ID_MAX &&
+	       cl->incarnation >= 1 && cl->next_seq >= 1 && cl->writer != 0 &&
+	       (cl->kind == CKR_KIND_SINGLE_LOOP || cl->kind == CKR_KIND_MULTI_PHASE);
+}
+
+int ckr_run_reopen(ckr_client *c, const ckr_claim *cl, ckr_run **out)
+{
+	if (!c || !out || !claim_ok(cl))
+		return -EINVAL;
+	int rc = check_fork(c);
+	if (rc)
+		return rc;
+	/* K4: the claim names the process image that may drive the run. */
+	if (cl->owner_token != c->id.token || cl->owner_nonce != c->id.nonce)
+		return CKR_ENOTCLAIMER;
+	return run_open(c, cl->id, cl->id_len, cl->kind, cl->incarnation,
+			cl->writer, cl->next_seq, cl->bytes, out);
 }
 
 int ckr_run_message(ckr_run *r, const void *msg, size_t len, ckr_ticket *t)
@@ -389,7 +483,7 @@ int ckr_run_message(ckr_run *r, const void *msg, size_t len, ckr_ticket *t)
 	event_init(&ev, r, CKR_EV_MESSAGE);
 	ev.u.message.data = msg;
 	ev.u.message.len = len;
-	return push_event(r, &ev, true, t);
+	return push_event(r, &ev, true, true, t);
 }
 
 int ckr_run_phase(ckr_run *r, uint32_t index, const char *name,
@@ -409,7 +503,7 @@ int ckr_run_phase(ckr_run *r, uint32_t index, const char *name,
 	ev.u.phase.name_len = name ? strlen(name) : 0;
 	ev.u.phase.data = output;
 	ev.u.phase.len = len;
-	return push_event(r, &ev, true, t);
+	return push_event(r, &ev, true, true, t);
 }
 
 ckr_outcome ckr_classify_outcome(bool run_failed, ckr_cause cause)
@@ -440,7 +534,8 @@ int ckr_run_finish(ckr_run *r, ckr_outcome outcome, const char *error,
 		/* release: pairs with run_usable()'s acquire. */
 		atomic_store_explicit(&r->finished, 2, memory_order_release);
 		if (t)
-			*t = (ckr_ticket){ .lane = r->c->lane.index, .pos = 0 };
+			*t = (ckr_ticket){ .lane = r->c->lane.index, .slot = r->slot,
+					   .pos = 0, .writer = r->writer };
 		return 0; /* shutdown: leave the record for boot recovery */
 	}
 	ckr_event ev;
@@ -449,7 +544,7 @@ int ckr_run_finish(ckr_run *r, ckr_outcome outcome, const char *error,
 		ev.u.fail.error = error ? error : "";
 		ev.u.fail.len = error ? strlen(error) : 0;
 	}
-	rc = push_event(r, &ev, true, t);
+	rc = push_event(r, &ev, true, false, t);
 	/* release: pairs with run_usable()'s acquire; on failure the run is
 	 * open again so the caller can retry. */
 	atomic_store_explicit(&r->finished, rc ? 0 : 2, memory_order_release);
@@ -466,6 +561,7 @@ void ckr_run_close(ckr_run *r)
 {
 	if (!r)
 		return;
-	runs_remove(r->c, r->id, r->id_len);
+	if (check_fork(r->c) == 0)
+		run_unregister(r->c, r->id, r->id_len, r->slot, false);
 	free(r);
 }

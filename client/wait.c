@@ -1,6 +1,7 @@
 /*
  * wait.c — ckr_wait(): block (bounded) until a ticket reaches a durability
- * level published by the flusher.
+ * level published by the flusher, and tell a stored event from a rejected
+ * one (ring/PROTOCOL.md, "Writer slots", W3).
  *
  * The flusher publishes per lane `head` (committed) and `synced`, then bumps
  * the futex word `commit_seq` and wakes it if `waiters` is non-zero. A waiter
@@ -9,6 +10,11 @@
  * on `waiters` / `commit_seq`, so either the waiter sees the new position or
  * the flusher sees the waiter (no lost wake-up); a `commit_seq` that moved
  * after it was read makes the futex wait return at once.
+ *
+ * The flusher's liveness is its kernel lock on the segment (byte
+ * CKR_LOCK_FLUSHER), probed at every turn of the loop, which sleeps at most
+ * 100 ms: a wait returns -EPIPE within about 100 ms of finding no flusher,
+ * whatever its timeout, also when the flusher dies during the wait.
  *
  * Waiting is never on the push path; a waiter first wakes a sleeping flusher
  * (it is about to block anyway).
@@ -19,19 +25,35 @@
 #include "client/client.h"
 #include "ring/lane.h"
 #include "shm/futex.h"
-#include "shm/proc.h"
 
-static bool reached(const ckr_segment *seg, const ckr_ticket *t, ckr_level level)
+#define SLICE_NS (INT64_C(100) * 1000000)
+
+/* What the ticket's event has reached: 0 not committed yet; 1 committed
+ * (and stored); 2 synced (and stored); or CKR_EREJECTED / CKR_ECLOSED. */
+static int progress(const ckr_lane *l, const ckr_ticket *t)
 {
-	ckr_lane l;
-	ckr_lane_view(seg, t->lane, &l);
-	/* acquire: pairs with the flusher's release store of head/synced in
-	 * ckr_lane_release(); nothing is read through it but it keeps the
-	 * answer monotonic with commit_seq. */
-	uint64_t pos = level == CKR_LEVEL_SYNCED
-			       ? atomic_load_explicit(&l.ctl->synced, memory_order_acquire)
-			       : atomic_load_explicit(&l.ctl->head, memory_order_acquire);
-	return pos >= t->pos;
+	/* acquire: pairs with the flusher's release store of head in
+	 * ckr_lane_release() (C6), which follows its slot writes (W2): once
+	 * head >= pos, the rejection of this event, if any, is visible. */
+	uint64_t head = atomic_load_explicit(&l->ctl->head, memory_order_acquire);
+	if (head < t->pos)
+		return 0;
+	if (ckr_lane_slot_rejected(l, t->slot, t->writer, t->pos, NULL))
+		return CKR_EREJECTED;
+	if (ckr_lane_slot_writer(l, t->slot) != t->writer)
+		return CKR_ECLOSED; /* the slot moved on: its report is gone */
+	/* acquire: as for head. */
+	uint64_t synced = atomic_load_explicit(&l->ctl->synced, memory_order_acquire);
+	return synced >= t->pos ? 2 : 1;
+}
+
+/* 0 the level is reached, 1 not yet, or the event's final error. */
+static int check(const ckr_lane *l, const ckr_ticket *t, ckr_level level)
+{
+	int p = progress(l, t);
+	if (p < 0)
+		return p;
+	return p >= (level == CKR_LEVEL_SYNCED ? 2 : 1) ? 0 : 1;
 }
 
 static void wake_flusher(ckr_seg_flusher *fl)
@@ -44,10 +66,39 @@ static void wake_flusher(ckr_seg_flusher *fl)
 		ckr_futex_wake(&fl->wake_seq, 1);
 }
 
-static bool flusher_alive(ckr_seg_flusher *fl)
+/* Nanoseconds left of timeout_ms since start; -1 for no bound. */
+static int64_t time_left(int timeout_ms, uint64_t start)
 {
-	/* relaxed: a liveness probe. */
-	return ckr_proc_alive(atomic_load_explicit(&fl->owner, memory_order_relaxed));
+	if (timeout_ms < 0)
+		return -1;
+	int64_t left = (int64_t)timeout_ms * 1000000 -
+		       (int64_t)(ckr_now_ns(CLOCK_MONOTONIC) - start);
+	return left > 0 ? left : 0;
+}
+
+static int wait_loop(const ckr_segment *seg, const ckr_lane *l,
+		     const ckr_ticket *t, ckr_level level, int timeout_ms)
+{
+	ckr_seg_flusher *fl = ckr_seg_fl(seg);
+	uint64_t start = ckr_now_ns(CLOCK_MONOTONIC);
+	for (;;) {
+		uint32_t seen = atomic_load(&fl->commit_seq); /* seq_cst */
+		int rc = check(l, t, level);
+		if (rc <= 0)
+			return rc;
+		if (!ckr_seg_flusher_alive(seg)) {
+			/* It may have published and exited since our check. */
+			rc = check(l, t, level);
+			return rc <= 0 ? rc : -EPIPE;
+		}
+		int64_t left = time_left(timeout_ms, start);
+		if (left == 0)
+			return -ETIMEDOUT;
+		wake_flusher(fl);
+		if (left < 0 || left > SLICE_NS)
+			left = SLICE_NS;
+		ckr_futex_wait(&fl->commit_seq, seen, left);
+	}
 }
 
 int ckr_wait(ckr_client *c, const ckr_ticket *t, ckr_level level, int timeout_ms)
@@ -56,38 +107,19 @@ int ckr_wait(ckr_client *c, const ckr_ticket *t, ckr_level level, int timeout_ms
 	if (rc)
 		return rc;
 	const ckr_segment *seg = ckr_client_segment(c);
-	if (!t || t->lane >= seg->lane_count || level < CKR_LEVEL_IN_RING ||
-	    level > CKR_LEVEL_SYNCED)
+	if (!t || t->lane >= seg->lane_count || t->slot >= seg->writers_per_lane ||
+	    t->writer == 0 || level < CKR_LEVEL_IN_RING || level > CKR_LEVEL_SYNCED)
 		return -EINVAL;
-	if (level == CKR_LEVEL_IN_RING || reached(seg, t, level))
-		return 0;
+	if (level == CKR_LEVEL_IN_RING || t->pos == 0)
+		return 0; /* pos 0: LEAVE_RUNNING pushed nothing */
+	ckr_lane l;
+	ckr_lane_view(seg, t->lane, &l);
+	rc = check(&l, t, level);
+	if (rc <= 0)
+		return rc;
 	ckr_seg_flusher *fl = ckr_seg_fl(seg);
-	uint64_t start = ckr_now_ns(CLOCK_MONOTONIC);
-	bool saw_flusher = false;
 	atomic_fetch_add(&fl->waiters, 1); /* seq_cst: see the file comment */
-	for (;;) {
-		uint32_t seen = atomic_load(&fl->commit_seq); /* seq_cst */
-		if (reached(seg, t, level)) {
-			rc = 0;
-			break;
-		}
-		saw_flusher = saw_flusher || flusher_alive(fl);
-		int64_t left = -1;
-		if (timeout_ms >= 0) {
-			left = (int64_t)timeout_ms * 1000000 -
-			       (int64_t)(ckr_now_ns(CLOCK_MONOTONIC) - start);
-			if (left <= 0) {
-				rc = saw_flusher ? -ETIMEDOUT : -EPIPE;
-				break;
-			}
-		}
-		wake_flusher(fl);
-		/* Sleep in slices of at most 100 ms so a flusher that dies or
-		 * starts meanwhile is noticed. */
-		if (left < 0 || left > 100000000)
-			left = 100000000;
-		ckr_futex_wait(&fl->commit_seq, seen, left);
-	}
+	rc = wait_loop(seg, &l, t, level, timeout_ms);
 	atomic_fetch_sub(&fl->waiters, 1);
 	return rc;
 }

@@ -7,8 +7,10 @@
  * before anything is read, and it writes *ev only on success.
  *
  * Besides the checks event.h lists, the decoder also rejects non-zero
- * `flags` and non-zero reserved fields (the "u16 0" of BEGIN and PHASE), so
- * that one event has exactly one encoding.
+ * `flags` and non-zero reserved fields (the "u16 0" of BEGIN and PHASE, the
+ * "u32 0" of the version 2 header), so that one event has exactly one
+ * encoding. The encoder writes version 2 only; the decoder also reads
+ * version 1 (rows a schema-1 store kept: writer 0, slot 0).
  */
 #include "event/event.h"
 
@@ -131,6 +133,7 @@ size_t ckr_event_size(const ckr_event *ev)
 {
 	size_t body, total = CKR_EVENT_HEADER;
 
+
 	if (!ev || ev->id_len == 0 || ev->id_len > CKR_RUN_ID_MAX || !ev->id ||
 	    ev->incarnation == 0)
 		return 0;
@@ -201,6 +204,9 @@ size_t ckr_event_encode(const ckr_event *ev, void *buf, size_t cap)
 	p[3] = 0;
 	put_u32(p + 4, ev->incarnation);
 	put_u64(p + 8, ev->seq);
+	put_u64(p + 16, ev->writer);
+	put_u32(p + 24, ev->slot);
+	put_u32(p + 28, 0);
 	memcpy(p + CKR_EVENT_HEADER, ev->id, ev->id_len);
 	encode_body(ev, p + CKR_EVENT_HEADER + ev->id_len);
 	return size;
@@ -297,16 +303,28 @@ int ckr_event_decode(const void *buf, size_t len, ckr_event *ev)
 	const uint8_t *h, *id;
 	ckr_event out;
 
-	if (!buf || !ev || !take(&r, CKR_EVENT_HEADER, &h))
+	if (!buf || !ev || len < 1)
 		return CKR_ECORRUPT;
-	if (h[0] != CKR_EVENT_VERSION || h[3] != 0 || h[1] < CKR_EV_BEGIN ||
-	    h[1] > CKR_EV_FAIL || h[2] == 0 || h[2] > CKR_RUN_ID_MAX ||
-	    get_u32(h + 4) == 0 || !take(&r, h[2], &id))
+	size_t header = ((const uint8_t *)buf)[0] == CKR_EVENT_VERSION_1
+				? CKR_EVENT_HEADER_1
+				: CKR_EVENT_HEADER;
+	if (!take(&r, header, &h))
+		return CKR_ECORRUPT;
+	if ((h[0] != CKR_EVENT_VERSION && h[0] != CKR_EVENT_VERSION_1) || h[3] != 0 ||
+	    h[1] < CKR_EV_BEGIN || h[1] > CKR_EV_FAIL || h[2] == 0 ||
+	    h[2] > CKR_RUN_ID_MAX || get_u32(h + 4) == 0 ||
+	    (header == CKR_EVENT_HEADER && get_u32(h + 28) != 0) ||
+	    !take(&r, h[2], &id))
 		return CKR_ECORRUPT;
 	memset(&out, 0, sizeof out);
 	out.type = (ckr_event_type)h[1];
+	out.version = h[0];
 	out.incarnation = get_u32(h + 4);
 	out.seq = get_u64(h + 8);
+	if (header == CKR_EVENT_HEADER) {
+		out.writer = get_u64(h + 16);
+		out.slot = get_u32(h + 24);
+	}
 	out.id = id;
 	out.id_len = h[2];
 	if (!decode_body(&r, &out) || r.left != 0)

@@ -7,14 +7,17 @@
  * of an event row in the store (persist/FORMAT.md), so this file is also
  * part of the on-disk format.
  *
- * Wire format, little-endian, no padding:
- *     0  u8  version (CKR_EVENT_VERSION)
+ * Wire format (version 2), little-endian, no padding:
+ *     0  u8  version (CKR_EVENT_VERSION = 2)
  *     1  u8  type (ckr_event_type)
  *     2  u8  id_len (1..64)
  *     3  u8  flags (0)
  *     4  u32 incarnation (>= 1)
  *     8  u64 seq
- *    16  id[id_len]
+ *    16  u64 writer (the run's writer id; ring/PROTOCOL.md "Identities")
+ *    24  u32 slot (the writer's slot in its lane, for rejection reports)
+ *    28  u32 0
+ *    32  id[id_len]
  *        then by type:
  *    BEGIN    u8 kind, u8 label_len, u16 0, u32 owner_pid, u64 owner_start,
  *             u32 meta_len, label[label_len], meta[meta_len]
@@ -23,6 +26,9 @@
  *    COMPLETE (nothing)
  *    FAIL     u32 len, error[len]
  * The encoding must fill the record exactly: trailing bytes are an error.
+ * Version 1 (the first round; rows of a migrated store) is the same without
+ * bytes 16..31: its 16-byte header is followed by the id. It decodes with
+ * writer 0 and slot 0.
  *
  * Concurrency: all functions are pure; any thread may call them.
  */
@@ -34,8 +40,10 @@
 
 #include "ckring.h"
 
-#define CKR_EVENT_VERSION 1
-#define CKR_EVENT_HEADER 16 /* bytes before the id */
+#define CKR_EVENT_VERSION 2
+#define CKR_EVENT_HEADER 32 /* bytes before the id */
+#define CKR_EVENT_VERSION_1 1
+#define CKR_EVENT_HEADER_1 16
 
 typedef enum ckr_event_type {
 	CKR_EV_BEGIN = 1,
@@ -48,8 +56,11 @@ typedef enum ckr_event_type {
 /* A decoded event. Pointers refer into the buffer it was decoded from. */
 typedef struct ckr_event {
 	ckr_event_type type;
+	uint8_t version;       /* decoded events: 1 or 2; the encoder writes 2 */
 	uint32_t incarnation;
 	uint64_t seq;
+	uint64_t writer;       /* 0 only in version-1 rows */
+	uint32_t slot;
 	const uint8_t *id;
 	size_t id_len;
 	union {

@@ -1,24 +1,36 @@
 /*
- * ckring.h — the public interface of ckring, a lock-free shared-memory
- * checkpoint ring for in-host durable recovery.
+ * ckring.h — the producer side of ckring (libckring): a lock-free
+ * shared-memory checkpoint ring for in-host durable recovery.
  *
  * Executor threads push checkpoint events of their *runs* into a lane of a
  * POSIX shared-memory segment (never blocking, no system call on the push
  * path); one flusher process per segment drains the lanes into an LMDB
- * environment; at boot a host lists the interrupted runs, claims each and
- * resumes it from its saved state.
+ * store; at boot a host lists the interrupted runs, claims each and resumes
+ * it from its saved state. This header is everything an executor links; the
+ * store, the recovery calls and the flusher engine are in ckring_store.h
+ * (libckring-store).
  *
  * CAVEATS (read these first)
  * - fork(): a client (and its run handles) belongs to the process that
  *   attached it. In a forked child every call on it fails with CKR_EFORKED;
- *   the child must attach a client of its own.
+ *   the child must attach a client of its own. The child does not keep the
+ *   parent's lanes alive: their locks are dropped in the child at fork.
+ * - exec(): a process that execs without detaching leaves its lanes (their
+ *   kernel locks go with the exec); the flusher drains them and the runs
+ *   they wrote become interrupted. A process must not close the descriptors
+ *   ckring holds (a closefrom() after attach makes its lanes look abandoned).
  * - Threads: one client may be shared by all threads of a process; a run
  *   handle may be used by several threads at once (sequence numbers are
  *   assigned atomically and never repeat). ckr_run_close() and
  *   ckr_client_detach() must not race with other calls on the same handle.
+ * - One writer per run: the process that began a run, or the process that
+ *   last claimed it, is its only writer. Events of any other writer (a
+ *   duplicate begin, a writer fenced by a claim) are rejected by the flusher
+ *   and never change the run; ckr_wait() on them returns CKR_EREJECTED.
  * - Durability: a push that returned 0 is *in the ring*: it survives the
  *   death of the pushing process. ckr_wait() waits for the flusher to commit
- *   it to LMDB (survives every process) or to fsync it (survives power loss).
+ *   it to LMDB (survives every process) or to fsync it (survives power
+ *   loss), and tells whether the flusher stored it or rejected it.
  * - A ring that is full refuses at once (-EAGAIN); ckring never drops an
  *   accepted event and never blocks the caller to make room.
  * - Shared memory is trusted by nobody: the flusher and the inspector validate
@@ -42,7 +54,13 @@ extern "C" {
 #endif
 
 #define CKRING_VERSION_MAJOR 0
-#define CKRING_VERSION_MINOR 1
+#define CKRING_VERSION_MINOR 2
+
+#if defined(__GNUC__)
+#define CKR_API __attribute__((visibility("default")))
+#else
+#define CKR_API
+#endif
 
 /* ckring's own error codes, in a band far from errno values. */
 enum {
@@ -52,18 +70,29 @@ enum {
 	CKR_EFORKED = -20004,     /* handle used in a forked child */
 	CKR_ECORRUPT = -20005,    /* bytes failed validation (checksum, bounds) */
 	CKR_ECLAIMED = -20006,    /* the run is claimed by another live process */
-	CKR_ENOTDRAINED = -20007, /* the run's dead owner still has events in
+	CKR_ENOTDRAINED = -20007, /* the run's dead writer still has events in
 	                           * the ring; retry once the flusher drained them */
 	CKR_EEXHAUSTED = -20008,  /* recovery attempts exhausted: run now failed */
 	CKR_ETERMINAL = -20009,   /* the run has already finished */
 	CKR_ENOTINTERRUPTED = -20010, /* the run is running and its owner lives */
+	CKR_EREJECTED = -20011,   /* the flusher rejected the event: the run has
+	                           * another writer (a duplicate begin, or a claim
+	                           * fenced this one), it had ended, or it does
+	                           * not exist; the run was not changed */
+	CKR_ENOTCLAIMER = -20012, /* reopen by a process that did not claim */
+	CKR_ESEGMENT = -20013,    /* the store serves another segment */
+	CKR_ESLOTS = -20014,      /* every writer slot of the lane is in use:
+	                           * close runs, or attach another client */
+	CKR_ECLOSED = -20015,     /* the ticket's run handle was closed and its
+	                           * slot reused: the outcome can't be told */
 };
 
 /*
  * Describe an error code returned by any ckring function (negative errno or
- * CKR_E*). Never returns NULL; the string is static.
+ * CKR_E*). Never returns NULL; the string is static. This function can't
+ * fail.
  */
-const char *ckr_strerror(int err);
+CKR_API const char *ckr_strerror(int err);
 
 /* Limits. */
 #define CKR_RUN_ID_MAX 64       /* run ids are byte strings of 1..64 bytes */
@@ -77,30 +106,33 @@ const char *ckr_strerror(int err);
 typedef struct ckr_segment_opts {
 	uint64_t size;    /* total bytes; 0 = default (16 lanes x 1 MiB) */
 	uint32_t lanes;   /* number of lanes; 0 = default (16) */
+	uint32_t writers_per_lane; /* open runs a lane can hold; 0 = 256 */
 	mode_t mode;      /* permission bits; 0 = 0600 */
 	gid_t group;      /* owning group; (gid_t)-1 = leave as created */
 } ckr_segment_opts;
 
 /*
  * Create a segment NAME (letters, digits, '.', '_', '-'; 1..200 bytes, not
- * starting with '.'). The object is created exclusively (never reused,
- * never through a symlink) with mode 0600 unless opts asks otherwise; lane
- * capacity is the largest power of two that fits the size.
+ * starting with '.'). The object is made complete under a temporary name and
+ * only then given NAME, so an attacher never sees a half-made segment. It is
+ * created exclusively (never reused, never through a symlink) with mode 0600
+ * unless opts asks otherwise; lane capacity is the largest power of two that
+ * fits the size.
  * @param[in] name  segment name
  * @param[in] opts  NULL for defaults
  * @return 0; -EINVAL bad name or size; -EEXIST it exists; -EACCES; -ENOMEM
- *         or -ENOSPC the object could not be sized; another -errno from
- *         shm_open/ftruncate/mmap/fchown.
+ *         or -ENOSPC the object could not be sized (/dev/shm full); another
+ *         -errno from shm_open/ftruncate/mmap/fchown/link.
  * Any thread or process may call it; two creators of one name race safely
  * (one gets -EEXIST).
  */
-int ckr_segment_create(const char *name, const ckr_segment_opts *opts);
+CKR_API int ckr_segment_create(const char *name, const ckr_segment_opts *opts);
 
 /*
  * Remove the segment NAME. Processes that have it mapped keep their mapping.
  * @return 0; -EINVAL bad name; -ENOENT no such segment; -EACCES.
  */
-int ckr_segment_unlink(const char *name);
+CKR_API int ckr_segment_unlink(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* The executor API: clients and runs                                  */
@@ -121,37 +153,56 @@ typedef enum ckr_level {
 	CKR_LEVEL_SYNCED = 3,    /* committed and fsync'd */
 } ckr_level;
 
-/* What a push returns: where its record ends in which lane. */
+/* What a push returns: where its record ends in which lane, and which
+ * writer (slot) pushed it, so a wait can tell stored from rejected. */
 typedef struct ckr_ticket {
 	uint32_t lane;
+	uint32_t slot;
 	uint64_t pos;
+	uint64_t writer;
 } ckr_ticket;
 
+/*
+ * A begin check: called by ckr_run_begin() before anything is pushed;
+ * returns 0 to go on, -EEXIST to refuse (the store already has the run), or
+ * another negative error to fail the begin with it. ckring_store.h provides
+ * ckr_store_begin_check() for an open store.
+ */
+typedef int (*ckr_begin_check_fn)(void *ctx, const void *id, size_t id_len);
+
 typedef struct ckr_client_opts {
-	/* Optional LMDB directory of the flusher: ckr_run_begin() then also
-	 * refuses a run id the store already has. NULL: check this process only. */
-	const char *db_dir;
+	/* Optional: refuse a run id the store already holds, synchronously
+	 * (e.g. ckr_store_begin_check with an open ckr_store as ctx). NULL:
+	 * ckr_run_begin() checks the runs open in this client only; a
+	 * duplicate it cannot see is rejected by the flusher and reported by
+	 * the first ckr_wait() on the begin's ticket. */
+	ckr_begin_check_fn begin_check;
+	void *begin_check_ctx;
 	uint32_t max_event_size; /* per event, bytes; 0 = the segment's maximum */
-	uint64_t max_run_bytes;  /* per run, all events; 0 = 1 GiB */
+	uint64_t max_run_bytes;  /* per run, all events but finish; 0 = 1 GiB */
 } ckr_client_opts;
 
 /*
- * Attach to segment NAME as a producer: claims a free lane for this process.
+ * Attach to segment NAME as a producer: claims a free lane for this process
+ * and holds it with a kernel lock (released when the process dies or execs).
  * @param[out] out  the client
  * @return 0; -EINVAL bad name/opts; -ENOENT no such segment; CKR_ENOTSEG;
- *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -EUSERS no free lane;
- *         -ENOMEM; -errno from opening the store when opts->db_dir is set.
+ *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -EUSERS every lane is taken
+ *         (more producer clients than lanes); -EMFILE no descriptor left;
+ *         -ENOMEM.
  * Thread-safe; each call makes a new client (a process may hold several).
  */
-int ckr_client_attach(const char *name, const ckr_client_opts *opts,
-		      ckr_client **out);
+CKR_API int ckr_client_attach(const char *name, const ckr_client_opts *opts,
+			      ckr_client **out);
 
 /*
  * Detach: frees the lane for reuse (events already pushed stay in the ring
  * and are still drained) and frees the client. All run handles of the client
- * must be closed and no thread may be pushing. NULL is allowed.
+ * must be closed and no thread may be pushing. A clean detach never makes
+ * this process's runs claimable: they stay RUNNING with a live owner. NULL
+ * is allowed.
  */
-void ckr_client_detach(ckr_client *c);
+CKR_API void ckr_client_detach(ckr_client *c);
 
 typedef struct ckr_run_spec {
 	const void *id;      /* run id bytes, 1..CKR_RUN_ID_MAX */
@@ -163,36 +214,48 @@ typedef struct ckr_run_spec {
 } ckr_run_spec;
 
 /*
- * Begin a new run: pushes its begin event (sequence 0, incarnation 1).
+ * Begin a new run: pushes its begin event (sequence 0, incarnation 1) with a
+ * new writer id; this handle is the run's one writer.
  * @param[out] out     the run handle
  * @param[out] ticket  may be NULL
  * @return 0; -EINVAL bad spec; -EEXIST a run with this id is open in this
- *         process or already in the store (it is never reset or forked);
- *         -EAGAIN ring full (nothing was begun: call again); -E2BIG metadata
- *         larger than an event may be; CKR_EFORKED; -ENOMEM.
+ *         client, or the begin check found it in the store (it is never
+ *         reset or forked); -EAGAIN ring full (nothing was begun: call
+ *         again); -E2BIG metadata larger than an event may be; CKR_ESLOTS;
+ *         CKR_EFORKED; -ENOMEM; an error of the begin check.
  * Thread-safe.
  */
-int ckr_run_begin(ckr_client *c, const ckr_run_spec *spec, ckr_run **out,
-		  ckr_ticket *ticket);
+CKR_API int ckr_run_begin(ckr_client *c, const ckr_run_spec *spec,
+			  ckr_run **out, ckr_ticket *ticket);
 
-/* What a recovery claim hands back (see ckr_store_claim). */
+/* What a recovery claim hands back (see ckr_store_claim in ckring_store.h). */
 typedef struct ckr_claim {
 	uint8_t id[CKR_RUN_ID_MAX];
 	size_t id_len;
 	ckr_kind kind;
 	uint32_t incarnation; /* the claim's incarnation: events carry it */
+	uint64_t writer;      /* the claim's writer id: events carry it */
+	uint64_t owner_token; /* the claiming process (pid + start time) */
+	uint64_t owner_nonce; /* ... and its process image */
 	uint64_t next_seq;    /* the next sequence number of the run */
+	uint64_t bytes;       /* bytes stored so far (the run's budget) */
 	uint32_t attempts;    /* recoveries so far, this one included */
+	uint64_t gap_seq;     /* 0, or the first missing sequence number: rows
+	                       * past it were set aside by this claim */
+	uint64_t set_aside;   /* rows this claim set aside */
 	char label[CKR_LABEL_MAX + 1];
 } ckr_claim;
 
 /*
  * Reopen a claimed run so it continues the SAME durable record: new events
- * carry the claim's incarnation and continue its sequence. Writes nothing.
- * @return 0; -EINVAL; -EEXIST the run is open in this process; CKR_EFORKED;
- *         -ENOMEM.
+ * carry the claim's incarnation and writer and continue its sequence. Only
+ * the process that made the claim may reopen it. Writes nothing.
+ * @return 0; -EINVAL; -EEXIST the run is open in this client;
+ *         CKR_ENOTCLAIMER the claim was made by another process;
+ *         CKR_ESLOTS; CKR_EFORKED; -ENOMEM.
  */
-int ckr_run_reopen(ckr_client *c, const ckr_claim *claim, ckr_run **out);
+CKR_API int ckr_run_reopen(ckr_client *c, const ckr_claim *claim,
+			   ckr_run **out);
 
 /*
  * Append one transcript message (single-loop runs).
@@ -204,14 +267,15 @@ int ckr_run_reopen(ckr_client *c, const ckr_claim *claim, ckr_run **out);
  *         once its owner leaves).
  * Lock-free, no system call; any thread.
  */
-int ckr_run_message(ckr_run *r, const void *msg, size_t len, ckr_ticket *ticket);
+CKR_API int ckr_run_message(ckr_run *r, const void *msg, size_t len,
+			    ckr_ticket *ticket);
 
 /*
  * Record a completed phase (multi-phase runs): its index (0-based), name and
  * output. Errors as ckr_run_message().
  */
-int ckr_run_phase(ckr_run *r, uint32_t index, const char *name,
-		  const void *output, size_t len, ckr_ticket *ticket);
+CKR_API int ckr_run_phase(ckr_run *r, uint32_t index, const char *name,
+			  const void *output, size_t len, ckr_ticket *ticket);
 
 typedef enum ckr_outcome {
 	CKR_OUTCOME_COMPLETE = 0,      /* record and events are cleared */
@@ -234,194 +298,42 @@ typedef enum ckr_cause {
  * (model error, tool loop, deadline, critic kill, caller cancel) → FAIL.
  * This function can't fail.
  */
-ckr_outcome ckr_classify_outcome(bool run_failed, ckr_cause cause);
+CKR_API ckr_outcome ckr_classify_outcome(bool run_failed, ckr_cause cause);
 
 /*
  * Finish a run: COMPLETE pushes a complete event, FAIL a fail event carrying
  * error (may be NULL); LEAVE_RUNNING pushes nothing. Works from any thread and
- * does not depend on the run's own cancellation. After a 0 return further
- * pushes fail with CKR_ETERMINAL.
+ * does not depend on the run's own cancellation. Finishing is never refused
+ * for the run's byte budget. After a 0 return further pushes fail with
+ * CKR_ETERMINAL.
  * @return 0; -EAGAIN ring full (the run is not finished: call again);
- *         -E2BIG error text too long; CKR_ETERMINAL already finished;
- *         -EINVAL bad outcome; CKR_EFORKED.
+ *         -E2BIG error text longer than an event may be; CKR_ETERMINAL
+ *         already finished; -EINVAL bad outcome; CKR_EFORKED.
  */
-int ckr_run_finish(ckr_run *r, ckr_outcome outcome, const char *error,
-		   ckr_ticket *ticket);
+CKR_API int ckr_run_finish(ckr_run *r, ckr_outcome outcome, const char *error,
+			   ckr_ticket *ticket);
 
-/* The run's next sequence number (the number of events so far). */
-uint64_t ckr_run_next_seq(const ckr_run *r);
+/* The run's next sequence number (the number of events so far). This
+ * function can't fail. */
+CKR_API uint64_t ckr_run_next_seq(const ckr_run *r);
 
-/* Free a run handle (writes nothing; the run's record stays as it is).
- * NULL is allowed. */
-void ckr_run_close(ckr_run *r);
+/* Free a run handle (writes nothing; the run's record stays as it is). Waits
+ * on its tickets still tell stored from rejected until the flusher has
+ * passed them. NULL is allowed. */
+CKR_API void ckr_run_close(ckr_run *r);
 
 /*
  * Wait, at most timeout_ms (-1: no bound), until the ticket's event reached
  * level. Wakes the flusher if it sleeps. Not for the hot path.
- * @return 0 reached; -ETIMEDOUT; -EINVAL bad ticket/level; CKR_EFORKED;
- *         -EPIPE no live flusher and the level is not reached.
+ * @return 0 reached (and stored); CKR_EREJECTED the flusher rejected the
+ *         event (known once it is committed, whatever level was asked);
+ *         -ETIMEDOUT; -EPIPE no live flusher serves the segment (checked at
+ *         least every 100 ms, also when it dies during the wait);
+ *         -EINVAL bad ticket/level; CKR_ECLOSED the ticket's run handle was
+ *         closed and its slot reused; CKR_EFORKED.
  */
-int ckr_wait(ckr_client *c, const ckr_ticket *ticket, ckr_level level,
-	     int timeout_ms);
-
-/* ------------------------------------------------------------------ */
-/* The store: recovery read API (any process, concurrent with the flusher) */
-/* ------------------------------------------------------------------ */
-
-typedef struct ckr_store ckr_store;
-
-typedef enum ckr_run_state {
-	CKR_RUN_RUNNING = 1,
-	CKR_RUN_FAILED = 2,
-	CKR_RUN_COMPLETED = 3,
-} ckr_run_state;
-
-typedef struct ckr_store_opts {
-	uint64_t map_size;      /* initial LMDB map size; 0 = 64 MiB */
-	uint32_t max_attempts;  /* recoveries before a run fails; 0 = 5 */
-	bool read_only;         /* no claims; for inspection */
-} ckr_store_opts;
-
-/*
- * Open the store at dir (must exist). Checks the schema version.
- * @return 0; -ENOENT no such directory or no store in it (read_only);
- *         -EACCES; CKR_EVERSION schema of another version; -ENOMEM; -EIO.
- */
-int ckr_store_open(const char *dir, const ckr_store_opts *opts, ckr_store **out);
-void ckr_store_close(ckr_store *s);
-
-typedef struct ckr_run_info {
-	uint8_t id[CKR_RUN_ID_MAX];
-	size_t id_len;
-	ckr_run_state state;
-	ckr_kind kind;
-	uint32_t owner_pid;
-	uint64_t owner_start;  /* owner's process start time, clock ticks */
-	bool owner_alive;
-	bool owner_drained;    /* the dead owner's lane was drained */
-	uint32_t incarnation;
-	uint32_t attempts;
-	uint64_t events;       /* events stored */
-	uint64_t last_seq;     /* highest sequence stored */
-	uint64_t bytes;
-	char label[CKR_LABEL_MAX + 1];
-	char error[256];       /* failed runs: the error, possibly cut */
-} ckr_run_info;
-
-enum {
-	CKR_LIST_INTERRUPTED = 0, /* RUNNING with a dead owner */
-	CKR_LIST_RUNNING = 1,     /* every RUNNING run */
-	CKR_LIST_ALL = 2,         /* every run, whatever its state */
-};
-
-/*
- * List runs. *out is malloc'd (free() it); *n its length.
- * @return 0; -ENOMEM; -EIO.
- */
-int ckr_store_list(ckr_store *s, int which, ckr_run_info **out, size_t *n);
-
-/* One run's summary. @return 0; -ENOENT; -EIO. */
-int ckr_store_get(ckr_store *s, const void *id, size_t id_len,
-		  ckr_run_info *out);
-
-/*
- * Claim an interrupted run for recovery, atomically (one LMDB write
- * transaction: two claimers can never both win). Bumps the incarnation and
- * the attempt count and makes this process the owner.
- * @return 0; -ENOENT no such run; CKR_ETERMINAL the run finished;
- *         CKR_ENOTINTERRUPTED / CKR_ECLAIMED its owner is alive (the loser
- *         of a race gets CKR_ECLAIMED); CKR_ENOTDRAINED the dead owner's
- *         events are still in the ring; CKR_EEXHAUSTED attempts exceeded the
- *         maximum: the run is now failed; -EROFS store opened read-only;
- *         -EIO.
- */
-int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
-		    ckr_claim *out);
-
-typedef struct ckr_blob {
-	uint64_t seq;
-	uint32_t index;     /* phases: the phase index */
-	char *name;         /* phases: the phase name (NUL-terminated) */
-	uint8_t *data;
-	size_t size;
-} ckr_blob;
-
-typedef struct ckr_resume {
-	uint8_t id[CKR_RUN_ID_MAX];
-	size_t id_len;
-	ckr_kind kind;
-	ckr_run_state state;
-	uint64_t next_seq;      /* after the highest stored sequence */
-	ckr_blob *history;      /* single-loop: the gap-free transcript prefix */
-	size_t n_history;
-	ckr_blob *phases;       /* multi-phase: completed phases, in order */
-	size_t n_phases;
-	uint64_t *gaps;         /* missing sequence numbers below next_seq */
-	size_t n_gaps;
-	char label[CKR_LABEL_MAX + 1];
-	uint8_t *meta;          /* begin's metadata */
-	size_t meta_len;
-} ckr_resume;
-
-/*
- * Load a run's resume state: single-loop → the longest gap-free prefix of its
- * messages; multi-phase → its completed phases in order. Every gap is
- * reported. Free with ckr_resume_free().
- * @return 0; -ENOENT; -ENOMEM; -EIO; CKR_ECORRUPT an undecodable row.
- */
-int ckr_store_resume(ckr_store *s, const void *id, size_t id_len,
-		     ckr_resume **out);
-void ckr_resume_free(ckr_resume *rs);
-
-/* ------------------------------------------------------------------ */
-/* The flusher engine (the body of ckring-flusher)                     */
-/* ------------------------------------------------------------------ */
-
-typedef struct ckr_flusher ckr_flusher;
-
-typedef enum ckr_sync {
-	CKR_SYNC_ALWAYS = 0,   /* fsync every batch (group commit) */
-	CKR_SYNC_NONE = 1,     /* leave it to the OS */
-	CKR_SYNC_INTERVAL = 2, /* fsync at most every sync_interval_ms */
-} ckr_sync;
-
-typedef struct ckr_flusher_opts {
-	const char *segment;
-	const char *db_dir;
-	bool create;                /* create the segment if it is missing */
-	ckr_segment_opts seg;       /* with create */
-	ckr_sync sync;
-	uint32_t sync_interval_ms;
-	uint32_t idle_max_us;       /* longest idle sleep; 0 = 1000 */
-	uint64_t map_size;          /* initial map; 0 = 64 MiB; grows when full */
-	uint32_t keep_completed_s;  /* keep completed runs' events this long */
-	uint32_t max_attempts;      /* recorded for recoverers; 0 = 5 */
-	const char **failed_part;   /* optional: on an open error, set to
-	                             * "segment", "store" or "flusher slot" */
-} ckr_flusher_opts;
-
-/*
- * Open the flusher: attach (or create) the segment, open the store, claim the
- * segment's flusher slot and resume from the persisted positions.
- * @return 0; -EBUSY another live flusher serves the segment; the errors of
- *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or
- *         disk is too small to set the store up). A segment this call
- *         created is removed again when it fails.
- */
-int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
-
-/*
- * Drain until *stop becomes non-zero (a signal handler may set it), then
- * drain what is left, commit and return 0. Returns a negative error only for
- * what it cannot survive; a full disk or full map is retried, not returned.
- */
-int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
-
-/* One drain pass: at most one batch. *n_events gets the records consumed. */
-int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);
-
-/* Release the flusher slot and close. NULL is allowed. */
-void ckr_flusher_close(ckr_flusher *f);
+CKR_API int ckr_wait(ckr_client *c, const ckr_ticket *ticket, ckr_level level,
+		     int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -13,13 +13,22 @@
  * (event/event.c) from private copies; anything bad is quarantined, counted
  * and skipped. A begin whose owner is not the lane's owner is quarantined.
  *
- * Concurrency: one flusher per segment (the `owner` word of the flusher
- * slot); a ckr_flusher is used by one thread.
+ * One writer per run (ring/PROTOCOL.md, "Owners, writers and claims"): each
+ * event is applied with the identity of the lane it came through; a
+ * rejected event is kept as a report in the batch (W1) and written to its
+ * writer's slot after the commit, before head passes it (W2); a restart
+ * republishes the kept reports (W4). A lane's tenure is judged gone by its
+ * kernel lock (G); the identity of a gone tenure is ended once its last
+ * lane is drained (E1), dead lane-less owners once a second (E2).
+ *
+ * Concurrency: one flusher per segment (its kernel lock on byte
+ * CKR_LOCK_FLUSHER); a ckr_flusher is used by one thread.
  */
 #include "persist/flusher.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,34 +64,83 @@ static int open_segment(ckr_flusher *f)
 	return rc;
 }
 
-/* R1: take the flusher slot from nobody or from a dead flusher. */
+/* R1: take the flusher slot: its kernel lock (a dead flusher's lock is gone
+ * with it), then the informational owner word. */
 static int claim_slot(ckr_flusher *f)
 {
-	ckr_seg_flusher *fl = ckr_seg_fl(&f->seg);
 	int rc = ckr_proc_self_token(&f->token);
 	if (rc)
 		return rc;
-	/* acquire: pairs with the release of a previous flusher's exit, so we
-	 * see everything it published. */
-	uint64_t cur = atomic_load_explicit(&fl->owner, memory_order_acquire);
-	for (;;) {
-		if (cur != 0 && ckr_proc_alive(cur))
-			return -EBUSY;
-		/* acq_rel: one claimant wins; see above for the acquire. */
-		if (atomic_compare_exchange_strong_explicit(&fl->owner, &cur, f->token,
-							    memory_order_acq_rel,
-							    memory_order_acquire))
-			return 0;
-	}
+	rc = ckr_seg_lock(&f->seg, CKR_LOCK_FLUSHER);
+	if (rc == -EAGAIN)
+		return -EBUSY;
+	if (rc)
+		return rc;
+	/* release: pairs with the acquire of readers of the word (inspector);
+	 * the lock, not the word, is what excludes a second flusher. */
+	atomic_store_explicit(&ckr_seg_fl(&f->seg)->owner, f->token, memory_order_release);
+	return 0;
 }
 
 static void release_slot(ckr_flusher *f)
 {
 	uint64_t me = f->token;
-	/* release: a later flusher's acquire sees all we published. */
+	/* release: a later flusher sees what we published; then the lock. */
 	atomic_compare_exchange_strong_explicit(&ckr_seg_fl(&f->seg)->owner, &me, 0,
 						memory_order_release,
 						memory_order_relaxed);
+	ckr_seg_unlock(&f->seg, CKR_LOCK_FLUSHER);
+}
+
+void ckr_flusher_log(const ckr_flusher *f, ckr_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	if (!f->opts.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	f->opts.log(f->opts.log_ctx, level, msg);
+}
+
+/* W4: write the reports a previous flusher committed to their slots, in
+ * case it died before it did (idempotent: W2 keeps an earlier report and
+ * skips a slot that moved on). The rows are deleted by the next batch. */
+static int republish_rejections(ckr_flusher *f)
+{
+	ckr_rejection *v;
+	size_t n;
+	int rc = ckr_store_rejections(f->store, &v, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].lane >= f->seg.lane_count ||
+		    memcmp(v[i].epoch, f->seg.epoch, CKR_EPOCH_BYTES) != 0)
+			continue;
+		ckr_lane_slot_reject(&f->lanes[v[i].lane].lane, v[i].slot, v[i].writer,
+				     v[i].pos, (ckr_reject_reason)v[i].reason);
+	}
+	f->rejections_kept = n > 0;
+	free(v);
+	return 0;
+}
+
+/* E3: bind the store to this segment; a new epoch retires the old one. */
+static int bind_store(ckr_flusher *f)
+{
+	char bound[CKR_NAME_MAX + 1] = "";
+	bool retired = false;
+	int rc = ckr_store_bind_segment(f->store, f->seg.name, f->seg.epoch, &retired,
+					bound);
+	if (rc == CKR_ESEGMENT)
+		ckr_flusher_log(f, CKR_LOG_ERROR, "%s serves segment '%s', not '%s' "
+				"(one store serves one segment: use another --db)",
+				f->opts.db_dir, bound, f->seg.name);
+	else if (rc == 0 && retired)
+		ckr_flusher_log(f, CKR_LOG_INFO, "segment '%s' was recreated: runs "
+				"written under its old epoch are claimable", f->seg.name);
+	return rc;
 }
 
 /* R2: start every lane at its persisted position (or its head, for a
@@ -103,16 +161,23 @@ static int restore_positions(ckr_flusher *f)
 		/* A persisted position must lie in [tail - capacity, tail];
 		 * anything else is a damaged segment: trust its head. */
 		if (tail < p || tail - p > fl->lane.capacity || (p & 7)) {
-			fprintf(stderr, "ckring-flusher: lane %u: persisted position %llu "
-				"outside the ring (tail %llu); starting at head %llu\n", i,
-				(unsigned long long)p, (unsigned long long)tail,
-				(unsigned long long)head);
+			ckr_flusher_log(f, CKR_LOG_WARN, "lane %u: persisted position %llu "
+					"outside the ring (tail %llu); starting at head %llu",
+					i, (unsigned long long)p, (unsigned long long)tail,
+					(unsigned long long)head);
 			p = head;
 		}
 		fl->rpos = fl->committed = fl->synced = fl->tail_seen = p;
-		ckr_lane_release(&fl->lane, p, p);
 	}
 	free(pos);
+	if (rc == 0)
+		rc = republish_rejections(f);
+	/* Honest SYNCED: what a previous flusher committed may not be on disk
+	 * (sync=none/interval); one fsync makes it so before it is said. */
+	if (rc == 0)
+		rc = ckr_store_sync(f->store);
+	for (uint32_t i = 0; rc == 0 && i < n; i++)
+		ckr_lane_release(&f->lanes[i].lane, f->lanes[i].rpos, f->lanes[i].rpos);
 	return rc;
 }
 
@@ -127,9 +192,11 @@ static int copy_opts(ckr_flusher *f, const ckr_flusher_opts *o)
 	f->opts.db_dir = f->db_dir;
 	if (!f->opts.idle_max_us)
 		f->opts.idle_max_us = 1000;
+#ifdef CKR_TEST_HOOKS
 	const char *crash = getenv("CKR_FLUSHER_CRASH");
 	if (crash && *crash)
 		ckr_flusher_crash_parse(f, crash);
+#endif
 	return 0;
 }
 
@@ -167,6 +234,11 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	rc = f->lanes && f->buf ? open_store(f) : -ENOMEM;
 	if (rc)
 		goto fail_detach;
+	rc = bind_store(f);
+	if (rc && o->failed_part)
+		*o->failed_part = "store";
+	if (rc)
+		goto fail_store;
 	/* The slot is claimed once the store is ready, so a process that sees
 	 * a flusher in the segment also finds its store set up. */
 	rc = claim_slot(f);
@@ -198,6 +270,27 @@ fail_free:
 	return rc;
 }
 
+void ckr_flusher_stats_get(const ckr_flusher *f, ckr_flusher_stats *out)
+{
+	const flusher_counts *c = &f->stats;
+	memset(out, 0, sizeof *out);
+	out->stored = c->applied[CKR_APPLY_STORED];
+	out->dup_begin = c->applied[CKR_APPLY_DUP_BEGIN];
+	out->foreign = c->applied[CKR_APPLY_FOREIGN];
+	out->stale = c->applied[CKR_APPLY_STALE];
+	out->orphan = c->applied[CKR_APPLY_ORPHAN];
+	out->after_end = c->applied[CKR_APPLY_AFTER_END];
+	out->dup_seq = c->applied[CKR_APPLY_DUP_SEQ];
+	out->bad_kind = c->applied[CKR_APPLY_BAD_KIND] + c->applied[CKR_APPLY_BAD_BEGIN];
+	for (int i = CKR_APPLY_STORED + 1; i < CKR_APPLY_COUNT; i++)
+		out->rejected += c->applied[i];
+	out->corrupt = c->corrupt;
+	out->reclaimed = c->reclaimed;
+	out->batches = c->batches;
+	out->map_grown = c->map_grown;
+	out->disk_full = c->disk_full;
+}
+
 void ckr_flusher_close(ckr_flusher *f)
 {
 	if (!f)
@@ -208,6 +301,7 @@ void ckr_flusher_close(ckr_flusher *f)
 	ckr_segment_detach(&f->seg);
 	free(f->lanes);
 	free(f->buf);
+	free(f->rejects);
 	free(f->segment_name);
 	free(f->db_dir);
 	free(f);
@@ -224,22 +318,25 @@ void ckr_flusher_heartbeat(ckr_flusher *f)
 /* owners                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Are the lane's writers gone (owner dead or detached)? Liveness is read
- * from /proc only when the owner word changed or the cached answer is older
- * than `max_age_ns`. A free lane (0) counts as live: it may be attached now. */
-static bool writers_gone(flusher_lane *fl, uint64_t owner, uint64_t max_age_ns)
+/* G for a lane (ring/lane.h ckr_lane_tenure_gone). The lock is probed only
+ * when the owner word changed or the cached answer is older than
+ * `max_age_ns`; a cached "gone" is final for that owner word. A free lane (0)
+ * is not gone: it may be attached now. */
+static bool tenure_gone(ckr_flusher *f, flusher_lane *fl, uint64_t owner,
+			uint64_t max_age_ns)
 {
 	if (owner == 0)
 		return false;
 	if (owner & CKR_OWNER_DETACHED)
 		return true;
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (owner != fl->owner_seen || now - fl->owner_checked_ns > max_age_ns) {
+	if (owner != fl->owner_seen ||
+	    (!fl->owner_gone && now - fl->owner_checked_ns > max_age_ns)) {
 		fl->owner_seen = owner;
 		fl->owner_checked_ns = now;
-		fl->owner_dead = !ckr_proc_alive(owner);
+		fl->owner_gone = ckr_lane_tenure_gone(&f->seg, &fl->lane, owner);
 	}
-	return fl->owner_dead;
+	return fl->owner_gone;
 }
 
 bool ckr_flusher_lane_moved(const flusher_lane *fl)
@@ -254,58 +351,63 @@ bool ckr_flusher_lane_moved(const flusher_lane *fl)
 
 /*
  * Is there anything to do in this lane: new records (it moved, see
- * ckr_flusher_lane_moved), or an owner that left (its lane is to be drained
- * and freed)? An idle flusher answers this from two loads per lane and,
- * rarely, a liveness check: a stuck lane (records behind a claim) every
+ * ckr_flusher_lane_moved), or a tenure that ended (its lane is to be
+ * drained and freed)? An idle flusher answers this from two loads per lane
+ * and, rarely, a lock probe: a stuck lane (records behind a claim) every
  * 50 ms, an idle owned lane every second.
  */
-static bool lane_has_work(flusher_lane *fl)
+static bool lane_has_work(ckr_flusher *f, flusher_lane *fl)
 {
 	if (ckr_flusher_lane_moved(fl))
 		return true;
 	uint64_t tail = ckr_lane_tail(&fl->lane);
 	uint64_t owner = ckr_lane_owner(&fl->lane);
 	uint64_t age = tail != fl->rpos ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS;
-	return writers_gone(fl, owner, age);
+	return tenure_gone(f, fl, owner, age);
 }
 
-/* Does any other lane still belong to the process of token? */
-static bool token_in_other_lane(ckr_flusher *f, uint32_t self, uint64_t token)
+/* Does any lane other than `self` hold identity id (token and nonce)? */
+static bool identity_in_other_lane(ckr_flusher *f, uint32_t self, const ckr_identity *id)
 {
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
-		uint64_t o = ckr_lane_owner(&f->lanes[i].lane) & ~CKR_OWNER_DETACHED;
-		if (i != self && o == token)
+		if (i == self)
+			continue;
+		uint64_t o = ckr_lane_owner(&f->lanes[i].lane);
+		ckr_identity other;
+		if (o == 0)
+			continue;
+		ckr_lane_owner_identity(&f->lanes[i].lane, o, &other);
+		if (ckr_identity_eq(&other, id))
 			return true;
 	}
 	return false;
 }
 
 /*
- * A run's owner that died without ever holding a lane (a recoverer that
- * claimed a run and died before pushing) would never be marked drained, so
- * its run could never be claimed again. Such an owner has nothing in the
- * ring: mark it drained. Dead is checked before the lanes are scanned, so the
- * owner cannot attach a lane in between.
+ * E2: a run's owner that holds no lane and whose token is dead (a
+ * recoverer that claimed a run and died before it attached, or an owner
+ * that detached cleanly and then died) has nothing in the ring: end it.
+ * Death is judged before the lanes are scanned, so the owner cannot attach
+ * a lane in between. Owners of another pid namespace are left alone: /proc
+ * can't judge them (their runs are freed by their lanes' locks, E1).
  */
-int ckr_flusher_mark_lost_owners(ckr_flusher *f)
+int ckr_flusher_end_lost_owners(ckr_flusher *f)
 {
-	ckr_run_info *runs;
-	size_t n;
-	int rc = ckr_store_list(f->store, CKR_LIST_INTERRUPTED, &runs, &n);
+	ckr_identity *dead = NULL;
+	size_t n_dead = 0;
+	int rc = ckr_store_dead_owners(f->store, &dead, &n_dead);
 	if (rc)
 		return rc;
 	ckr_batch *b = NULL;
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		uint64_t tok = ckr_token_make((pid_t)runs[i].owner_pid, runs[i].owner_start);
-		if (runs[i].owner_drained || runs[i].owner_alive ||
-		    token_in_other_lane(f, UINT32_MAX, tok))
+	for (size_t i = 0; rc == 0 && i < n_dead; i++) {
+		if (identity_in_other_lane(f, UINT32_MAX, &dead[i]))
 			continue;
 		if (!b)
 			rc = ckr_batch_begin(f->store, &b);
 		if (rc == 0)
-			rc = ckr_batch_owner_drained(b, tok);
+			rc = ckr_batch_owner_ended(b, &dead[i]);
 	}
-	free(runs);
+	free(dead);
 	if (b && rc == 0)
 		return ckr_batch_commit(b);
 	ckr_batch_abort(b);
@@ -317,41 +419,66 @@ int ckr_flusher_mark_lost_owners(ckr_flusher *f)
 /* ------------------------------------------------------------------ */
 
 /* A begin may only name the lane's own owner as its owner. */
-static bool begin_owner_ok(const ckr_event *ev, uint64_t owner)
+static bool begin_owner_ok(const ckr_event *ev, const ckr_identity *from)
 {
 	if (ev->type != CKR_EV_BEGIN)
 		return true;
 	uint64_t tok = ckr_token_make((pid_t)ev->u.begin.owner_pid, ev->u.begin.owner_start);
-	return tok == (owner & ~CKR_OWNER_DETACHED);
+	return tok == from->token;
+}
+
+/* W1: keep the report in the batch and in memory for W2. */
+static int note_rejection(ckr_flusher *f, ckr_batch *b, const flusher_lane *fl,
+			  const ckr_event *ev, uint64_t end, ckr_apply what)
+{
+	if (ev->writer == 0)
+		return 0; /* nobody to tell (a forged or version-1 event) */
+	if (f->n_rejects == f->cap_rejects) {
+		size_t cap = f->cap_rejects ? f->cap_rejects * 2 : 64;
+		pending_reject *p = realloc(f->rejects, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		f->rejects = p;
+		f->cap_rejects = cap;
+	}
+	f->rejects[f->n_rejects++] = (pending_reject){
+		.lane = fl->lane.index, .slot = ev->slot, .writer = ev->writer,
+		.pos = end, .reason = (uint32_t)what,
+	};
+	return ckr_batch_rejection(b, f->seg.epoch, fl->lane.index, end, ev->writer,
+				   ev->slot, (uint32_t)what);
 }
 
 static int take_record(ckr_flusher *f, ckr_batch *b, flusher_lane *fl,
-		       uint64_t owner, const ckr_lane_record *rec)
+		       const ckr_identity *from, const ckr_lane_record *rec)
 {
 	ckr_event ev;
 	ckr_apply what;
 	const char *bad = NULL;
 	if (ckr_event_decode(f->buf, rec->payload_len, &ev) != 0)
 		bad = "undecodable event";
-	else if (!begin_owner_ok(&ev, owner))
+	else if (ev.version != CKR_EVENT_VERSION)
+		bad = "event of another version in the ring";
+	else if (!begin_owner_ok(&ev, from))
 		bad = "begin names another owner than the lane's";
 	if (bad) {
 		f->batch.corrupt++;
 		return ckr_batch_quarantine(b, bad, fl->lane.index, rec->pos, f->buf,
 					    rec->payload_len);
 	}
-	int rc = ckr_batch_apply(b, &ev, f->buf, rec->payload_len, &what);
-	if (rc == 0)
-		f->batch.applied[what]++;
-	return rc;
+	int rc = ckr_batch_apply(b, &ev, f->buf, rec->payload_len, from, &what);
+	if (rc)
+		return rc;
+	f->batch.applied[what]++;
+	return what == CKR_APPLY_STORED ? 0 : note_rejection(f, b, fl, &ev, rec->next, what);
 }
 
 static int take_one(ckr_flusher *f, ckr_batch *b, flusher_lane *fl,
-		    uint64_t owner, const ckr_lane_record *rec)
+		    const ckr_identity *from, const ckr_lane_record *rec)
 {
 	switch (rec->status) {
 	case CKR_READ_RECORD:
-		return take_record(f, b, fl, owner, rec);
+		return take_record(f, b, fl, from, rec);
 	case CKR_READ_CORRUPT:
 		f->batch.corrupt++;
 		return ckr_batch_quarantine(b, rec->reason, fl->lane.index, rec->pos,
@@ -377,8 +504,11 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 		      uint64_t *bytes)
 {
 	flusher_lane *fl = &f->lanes[i];
+	/* C0: the tenure's verdict before any seal of the pass is loaded. */
 	uint64_t owner = ckr_lane_owner(&fl->lane);
-	bool gone = writers_gone(fl, owner, LIVENESS_EVERY_NS);
+	bool gone = tenure_gone(f, fl, owner, LIVENESS_EVERY_NS);
+	ckr_identity from;
+	ckr_lane_owner_identity(&fl->lane, owner, &from);
 	ckr_lane_record rec;
 	fl->pending = fl->rpos;
 	fl->pending_records = 0;
@@ -394,7 +524,7 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 				fl->free_after = owner;
 			break;
 		}
-		int rc = take_one(f, b, fl, owner, &rec);
+		int rc = take_one(f, b, fl, &from, &rec);
 		if (rc)
 			return rc;
 		*bytes += rec.next - fl->pending;
@@ -406,27 +536,44 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 	return 0;
 }
 
-/* Per lane: the cursor row, and for a drained dead lane the owner mark. */
+/*
+ * E1: the tenure of a lane to be freed ended its identity when it ended by
+ * a dropped lock (death or exec), or its token is dead; and no other lane
+ * holds that identity (its other lanes are still to be drained).
+ */
+static bool tenure_ends_identity(ckr_flusher *f, uint32_t i, const ckr_identity *id)
+{
+	uint64_t owner = f->lanes[i].free_after;
+	if (identity_in_other_lane(f, i, id))
+		return false;
+	if (!(owner & CKR_OWNER_DETACHED))
+		return true;
+	return ckr_proc_judge(id->token, id->pidns) == CKR_PROC_DEAD;
+}
+
+/* Per lane: the cursor row, and for a drained gone lane the ended mark. */
 static int batch_positions(ckr_flusher *f, ckr_batch *b, bool *work)
 {
-	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
+	int rc = 0;
+	if (f->rejections_kept) {
+		*work = true; /* published after the last commit: drop them */
+		rc = ckr_batch_clear_rejections(b);
+	}
+	for (uint32_t i = 0; rc == 0 && i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
 		if (fl->pending != fl->rpos) {
 			*work = true;
-			int rc = ckr_batch_set_cursor(b, f->seg.epoch, i, fl->pending);
-			if (rc)
-				return rc;
+			rc = ckr_batch_set_cursor(b, f->seg.epoch, i, fl->pending);
 		}
-		uint64_t tok = fl->free_after & ~CKR_OWNER_DETACHED;
-		if (fl->free_after && !token_in_other_lane(f, i, tok)) {
-			*work = true;
-			int rc = ckr_batch_owner_drained(b, tok);
-			if (rc)
-				return rc;
-		}
-		*work = *work || fl->free_after;
+		if (rc || !fl->free_after)
+			continue;
+		*work = true;
+		ckr_identity id;
+		ckr_lane_owner_identity(&fl->lane, fl->free_after, &id);
+		if (tenure_ends_identity(f, i, &id))
+			rc = ckr_batch_owner_ended(b, &id);
 	}
-	return 0;
+	return rc;
 }
 
 static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
@@ -434,6 +581,7 @@ static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
 	uint64_t bytes = 0;
 	*n = 0;
 	*work = false;
+	f->n_rejects = 0;
 	for (uint32_t k = 0; k < f->seg.lane_count; k++) {
 		/* Start at a rotating lane so no lane starves the others. */
 		uint32_t i = (f->next_lane + k) % f->seg.lane_count;
@@ -442,6 +590,7 @@ static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
 			return rc;
 	}
 	f->next_lane = (f->next_lane + 1) % f->seg.lane_count;
+	*work = f->n_rejects > 0;
 	return batch_positions(f, b, work);
 }
 
@@ -453,16 +602,31 @@ static void merge_stats(ckr_flusher *f)
 	 * because they live in the segment. */
 	atomic_fetch_add_explicit(&c->reclaimed, f->batch.reclaimed, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->corrupt, f->batch.corrupt, memory_order_relaxed);
-	for (size_t i = 0; i < sizeof f->stats.applied / sizeof f->stats.applied[0]; i++)
+	for (size_t i = 0; i < CKR_APPLY_COUNT; i++)
 		f->stats.applied[i] += f->batch.applied[i];
 	f->stats.corrupt += f->batch.corrupt;
 	f->stats.reclaimed += f->batch.reclaimed;
+	f->stats.batches++;
 }
 
-/* C6/C7 after the commit: move heads, free drained dead lanes, wake. */
+/* W2: the committed batch's rejections into their writers' slots, before
+ * any head passes them. */
+static void publish_rejections(ckr_flusher *f)
+{
+	for (size_t i = 0; i < f->n_rejects; i++) {
+		const pending_reject *r = &f->rejects[i];
+		ckr_lane_slot_reject(&f->lanes[r->lane].lane, r->slot, r->writer, r->pos,
+				     (ckr_reject_reason)r->reason);
+	}
+	f->rejections_kept = f->n_rejects > 0;
+	f->n_rejects = 0;
+}
+
+/* C6/C7 after the commit: reports, heads, free drained gone lanes, wake. */
 static void publish(ckr_flusher *f, size_t n)
 {
 	merge_stats(f);
+	publish_rejections(f);
 	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
 	bool synced = f->opts.sync == CKR_SYNC_ALWAYS;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
@@ -518,8 +682,8 @@ static int handle_full(ckr_flusher *f, bool map_full)
 	}
 	f->stats.disk_full++;
 	if (f->backoff_ms == 0 || f->stats.disk_full % 16 == 1)
-		fprintf(stderr, "ckring-flusher: store full (%s); events stay in the "
-			"ring; retrying\n", ckr_strerror(rc));
+		ckr_flusher_log(f, CKR_LOG_WARN, "store full (%s); events stay in the "
+				"ring; retrying", ckr_strerror(rc));
 	f->backoff_ms = f->backoff_ms ? f->backoff_ms * 2 : 10;
 	if (f->backoff_ms > 1000)
 		f->backoff_ms = 1000;
@@ -537,7 +701,7 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	*n_events = 0;
 	bool any = f->replay; /* a batch that did not commit is read again */
 	for (uint32_t i = 0; i < f->seg.lane_count; i++)
-		any = lane_has_work(&f->lanes[i]) || any;
+		any = lane_has_work(f, &f->lanes[i]) || any;
 	if (!any)
 		return 0; /* idle: no store transaction at all */
 	memset(&f->batch, 0, sizeof f->batch);

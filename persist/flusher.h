@@ -1,6 +1,6 @@
 /*
  * flusher.h — internals of the drain engine (persist/flusher.c,
- * persist/flusher_loop.c). The API is ckr_flusher_* in include/ckring.h.
+ * persist/flusher_loop.c). The API is ckr_flusher_* in include/ckring_store.h.
  */
 #ifndef CKR_FLUSHER_H
 #define CKR_FLUSHER_H
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "persist/store.h"
 #include "ring/lane.h"
 #include "shm/segment.h"
@@ -35,16 +35,28 @@ typedef struct flusher_lane {
 	uint64_t free_after;    /* owner word to free after the commit */
 	uint64_t owner_seen;
 	uint64_t owner_checked_ns;
-	bool owner_dead;
+	bool owner_gone;        /* cached verdict of G for owner_seen */
 } flusher_lane;
 
-typedef struct ckr_flusher_stats {
-	uint64_t applied[8];    /* by ckr_apply */
+/* A rejection of this batch, written to its writer's slot after the commit
+ * (W2). */
+typedef struct pending_reject {
+	uint32_t lane;
+	uint32_t slot;
+	uint64_t writer;
+	uint64_t pos;
+	uint32_t reason;
+} pending_reject;
+
+/* What a batch (and, merged, the flusher) did. */
+typedef struct flusher_counts {
+	uint64_t applied[CKR_APPLY_COUNT]; /* by ckr_apply */
 	uint64_t corrupt;
 	uint64_t reclaimed;
 	uint64_t map_grown;
 	uint64_t disk_full;
-} ckr_flusher_stats;
+	uint64_t batches;
+} flusher_counts;
 
 struct ckr_flusher {
 	ckr_flusher_opts opts;
@@ -63,11 +75,18 @@ struct ckr_flusher {
 	uint64_t housekeeps;
 	uint32_t backoff_ms;
 	bool replay;              /* the last batch did not commit: redo it */
-	ckr_flusher_stats stats;  /* committed batches */
-	ckr_flusher_stats batch;  /* the open batch, merged after its commit */
+	bool rejections_kept;     /* the store holds reports already published */
+	pending_reject *rejects;  /* this batch's rejections */
+	size_t n_rejects, cap_rejects;
+	flusher_counts stats;     /* committed batches */
+	flusher_counts batch;     /* the open batch, merged after its commit */
 	ckr_crash_point crash_at;
 	uint64_t crash_count;
 };
+
+/* Say msg (printf format) through the options' log callback, if any. */
+void ckr_flusher_log(const ckr_flusher *f, ckr_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Has the lane moved since its last pass: its tail, or a seal at the claim
  * that pass stopped at? Two or three loads; no system call. */
@@ -79,9 +98,9 @@ void ckr_flusher_heartbeat(ckr_flusher *f);
 /* Publish counters, bump commit_seq and wake ckr_wait() sleepers. */
 void ckr_flusher_wake_waiters(ckr_flusher *f);
 
-/* Mark dead run owners that hold no lane as drained (see flusher.c).
+/* E2: end dead run owners that hold no lane (see flusher.c).
  * @return 0 or a store error. */
-int ckr_flusher_mark_lost_owners(ckr_flusher *f);
+int ckr_flusher_end_lost_owners(ckr_flusher *f);
 
 /* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. */
 void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);
@@ -89,7 +108,5 @@ void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);
 /* SIGKILL this process if the configured crash point is reached. */
 void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p);
 
-/* The flusher's statistics (for the tool's exit summary and tests). */
-const ckr_flusher_stats *ckr_flusher_get_stats(const ckr_flusher *f);
 
 #endif /* CKR_FLUSHER_H */

@@ -85,17 +85,17 @@ static void housekeep(ckr_flusher *f)
 	if (now - f->last_housekeep_ns < UINT64_C(1000000000))
 		return;
 	f->last_housekeep_ns = now;
-	int rc = ckr_flusher_mark_lost_owners(f);
+	int rc = ckr_flusher_end_lost_owners(f);
 	if (rc < 0)
-		fprintf(stderr, "ckring-flusher: marking lost owners: %s\n", ckr_strerror(rc));
+		ckr_flusher_log(f, CKR_LOG_WARN, "ending lost owners: %s", ckr_strerror(rc));
 	if (++f->housekeeps % 10 != 0)
 		return;
 	rc = ckr_store_reader_check(f->store);
 	if (rc > 0)
-		fprintf(stderr, "ckring-flusher: freed %d reader slot(s) of dead processes\n", rc);
+		ckr_flusher_log(f, CKR_LOG_INFO, "freed %d reader slot(s) of dead processes", rc);
 	rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
 	if (rc < 0)
-		fprintf(stderr, "ckring-flusher: prune: %s\n", ckr_strerror(rc));
+		ckr_flusher_log(f, CKR_LOG_WARN, "prune: %s", ckr_strerror(rc));
 }
 
 /* Drain until a pass finds nothing (or cannot commit: f->replay).
@@ -129,9 +129,10 @@ static int final_drain(ckr_flusher *f)
 	uint64_t left = 0;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++)
 		left += ckr_lane_tail(&f->lanes[i].lane) - f->lanes[i].rpos;
-	fprintf(stderr, "ckring-flusher: the store stayed full: %llu bytes of events "
-		"are still in the ring (they are not lost while the segment exists; "
-		"restart the flusher once there is room)\n", (unsigned long long)left);
+	ckr_flusher_log(f, CKR_LOG_ERROR, "the store stayed full: %llu bytes of events "
+			"are still in the ring (they are not lost while the segment "
+			"exists; restart the flusher once there is room)",
+			(unsigned long long)left);
 	return -ENOSPC;
 }
 
@@ -186,7 +187,7 @@ void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec)
 			return;
 		}
 	}
-	fprintf(stderr, "ckring-flusher: ignoring unknown CKR_FLUSHER_CRASH '%s'\n", spec);
+	ckr_flusher_log(f, CKR_LOG_WARN, "ignoring unknown CKR_FLUSHER_CRASH '%s'", spec);
 }
 
 void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p)
@@ -195,9 +196,4 @@ void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p)
 		return;
 	if (--f->crash_count == 0)
 		raise(SIGKILL);
-}
-
-const ckr_flusher_stats *ckr_flusher_get_stats(const ckr_flusher *f)
-{
-	return &f->stats;
 }

@@ -1,9 +1,8 @@
 /*
- * store.c — the LMDB store's foundation: opening and checking the
- * environment (flusher read-write, recoverer, inspector read-only), the run
- * record codec, event keys, transactions, LMDB error mapping, and the small
- * flusher calls (grow, sync, cursors, counters). The on-disk layout is
- * persist/FORMAT.md; the batch is store_batch.c; recovery store_recover.c.
+ * store.c — the LMDB store's foundation: the run record codec, row keys,
+ * transactions, LMDB error mapping, and the small flusher calls (grow, sync,
+ * cursors, counters). The on-disk layout is persist/FORMAT.md; opening is
+ * store_open.c, the batch store_batch.c, recovery store_recover.c.
  *
  * Every LMDB code is mapped at this boundary (ckr_st_err): MDB_MAP_FULL →
  * CKR_STORE_MAPFULL (grow and replay; the flusher's business: the public
@@ -27,7 +26,7 @@
 #define DEFAULT_MAX_ATTEMPTS 5
 #define ENV_MODE 0600
 
-static const char *const db_names[CKR_DB_COUNT] = {
+const char *const ckr_st_db_names[CKR_DB_COUNT] = {
 	[CKR_DB_META] = "meta",
 	[CKR_DB_RUNS] = "runs",
 	[CKR_DB_EVENTS] = "events",
@@ -35,6 +34,8 @@ static const char *const db_names[CKR_DB_COUNT] = {
 	[CKR_DB_OWNERS] = "owners",
 	[CKR_DB_QUARANTINE] = "quarantine",
 	[CKR_DB_COUNTERS] = "counters",
+	[CKR_DB_SET_ASIDE] = "set_aside",
+	[CKR_DB_REJECTIONS] = "rejections",
 };
 
 int ckr_st_err(int rc)
@@ -90,17 +91,14 @@ int ckr_st_buf_reserve(ckr_buf *b, size_t n)
 
 /* ---- run records ---- */
 
-int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r)
+/* The fields both record versions share (offsets 0..95). */
+static void decode_common(const uint8_t *b, ckr_rec *r)
 {
-	const uint8_t *b = p;
-
-	if (n < CKR_REC_HEADER || ckr_st_get_le(b, 2) != CKR_REC_VERSION)
-		return CKR_ECORRUPT;
 	memset(r, 0, sizeof *r);
 	r->state = b[2];
 	r->kind = b[3];
 	r->incarnation = (uint32_t)ckr_st_get_le(b + 4, 4);
-	r->owner = ckr_st_get_le(b + 8, 8);
+	r->owner.token = ckr_st_get_le(b + 8, 8);
 	r->attempts = (uint32_t)ckr_st_get_le(b + 16, 4);
 	r->flags = (uint32_t)ckr_st_get_le(b + 20, 4);
 	r->created_ns = ckr_st_get_le(b + 24, 8);
@@ -113,15 +111,46 @@ int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r)
 	r->label_len = (size_t)ckr_st_get_le(b + 88, 2);
 	r->error_len = (size_t)ckr_st_get_le(b + 90, 2);
 	r->meta_len = (size_t)ckr_st_get_le(b + 92, 4);
+}
+
+/* Check the decoded fields against the value's size and point the texts
+ * into it (they follow a header of `header` bytes). */
+static int finish_decode(const uint8_t *b, size_t n, size_t header, ckr_rec *r)
+{
 	if (r->state < CKR_RUN_RUNNING || r->state > CKR_RUN_COMPLETED ||
 	    r->kind < CKR_KIND_SINGLE_LOOP || r->kind > CKR_KIND_MULTI_PHASE ||
-	    r->label_len > CKR_LABEL_MAX ||
-	    n - CKR_REC_HEADER != r->label_len + r->meta_len + r->error_len)
+	    r->label_len > CKR_LABEL_MAX || r->prefix_seq > r->last_seq ||
+	    n - header != r->label_len + r->meta_len + r->error_len)
 		return CKR_ECORRUPT;
-	r->label = b + CKR_REC_HEADER;
+	r->label = b + header;
 	r->meta = r->label + r->label_len;
 	r->error = r->meta + r->meta_len;
 	return 0;
+}
+
+int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r)
+{
+	const uint8_t *b = p;
+
+	if (n < CKR_REC_HEADER || ckr_st_get_le(b, 2) != CKR_REC_VERSION)
+		return CKR_ECORRUPT;
+	decode_common(b, r);
+	r->owner.nonce = ckr_st_get_le(b + 96, 8);
+	r->writer = ckr_st_get_le(b + 104, 8);
+	r->prefix_seq = ckr_st_get_le(b + 112, 8);
+	r->owner.pidns = ckr_st_get_le(b + 120, 8);
+	r->set_aside = ckr_st_get_le(b + 128, 8);
+	return finish_decode(b, n, CKR_REC_HEADER, r);
+}
+
+int ckr_st_rec_decode_v1(const void *p, size_t n, ckr_rec *r)
+{
+	const uint8_t *b = p;
+
+	if (n < CKR_REC_HEADER_1 || ckr_st_get_le(b, 2) != CKR_REC_VERSION_1)
+		return CKR_ECORRUPT;
+	decode_common(b, r);
+	return finish_decode(b, n, CKR_REC_HEADER_1, r);
 }
 
 static void rec_encode(const ckr_rec *r, uint8_t *b)
@@ -131,7 +160,7 @@ static void rec_encode(const ckr_rec *r, uint8_t *b)
 	b[2] = r->state;
 	b[3] = r->kind;
 	ckr_st_put_le(b + 4, r->incarnation, 4);
-	ckr_st_put_le(b + 8, r->owner, 8);
+	ckr_st_put_le(b + 8, r->owner.token, 8);
 	ckr_st_put_le(b + 16, r->attempts, 4);
 	ckr_st_put_le(b + 20, r->flags, 4);
 	ckr_st_put_le(b + 24, r->created_ns, 8);
@@ -144,6 +173,11 @@ static void rec_encode(const ckr_rec *r, uint8_t *b)
 	ckr_st_put_le(b + 88, r->label_len, 2);
 	ckr_st_put_le(b + 90, r->error_len, 2);
 	ckr_st_put_le(b + 92, r->meta_len, 4);
+	ckr_st_put_le(b + 96, r->owner.nonce, 8);
+	ckr_st_put_le(b + 104, r->writer, 8);
+	ckr_st_put_le(b + 112, r->prefix_seq, 8);
+	ckr_st_put_le(b + 120, r->owner.pidns, 8);
+	ckr_st_put_le(b + 128, r->set_aside, 8);
 	b += CKR_REC_HEADER;
 	if (r->label_len)
 		memcpy(b, r->label, r->label_len);
@@ -196,25 +230,38 @@ size_t ckr_st_event_key(uint8_t out[CKR_EVENT_KEY_MAX], const uint8_t *id,
 	return 1 + id_len + 8;
 }
 
-int ckr_st_delete_events(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
-			 size_t id_len)
+size_t ckr_st_aside_key(uint8_t out[CKR_ASIDE_KEY_MAX], const uint8_t *id,
+			size_t id_len, uint32_t incarnation, uint64_t seq)
 {
-	uint8_t kb[CKR_EVENT_KEY_MAX];
-	size_t kn = ckr_st_event_key(kb, id, id_len, 0);
+	out[0] = (uint8_t)id_len;
+	memcpy(out + 1, id, id_len);
+	ckr_st_put_be32(out + 1 + id_len, incarnation);
+	ckr_st_put_be64(out + 5 + id_len, seq);
+	return 1 + id_len + 12;
+}
+
+int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
+			   const uint8_t *id, size_t id_len)
+{
+	uint8_t kb[1 + CKR_RUN_ID_MAX];
+	size_t kn = 1 + id_len;
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, s->dbi[CKR_DB_EVENTS], &c);
+	int rc = mdb_cursor_open(txn, s->dbi[db], &c);
 
 	if (rc)
 		return ckr_st_err(rc);
+	kb[0] = (uint8_t)id_len;
+	memcpy(kb + 1, id, id_len);
 	/* Seek afresh after each delete: simple, and immune to how a cursor
-	 * is positioned after mdb_cursor_del(). */
+	 * is positioned after mdb_cursor_del(). Keys of the run start with
+	 * u8 id_len | id and are longer than that prefix. */
 	for (;;) {
 		k.mv_data = kb;
 		k.mv_size = kn;
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 		if (rc == MDB_NOTFOUND ||
-		    (rc == 0 && (k.mv_size != kn || memcmp(k.mv_data, kb, kn - 8)))) {
+		    (rc == 0 && (k.mv_size <= kn || memcmp(k.mv_data, kb, kn)))) {
 			rc = 0;
 			break;
 		}
@@ -227,15 +274,48 @@ int ckr_st_delete_events(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	return ckr_st_err(rc);
 }
 
+bool ckr_st_event_exists(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			 size_t id_len, uint64_t seq)
+{
+	uint8_t kb[CKR_EVENT_KEY_MAX];
+	MDB_val k = { ckr_st_event_key(kb, id, id_len, seq), kb }, v;
+	return mdb_get(txn, s->dbi[CKR_DB_EVENTS], &k, &v) == 0;
+}
+
+uint64_t ckr_st_extend_prefix(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			      size_t id_len, uint64_t from)
+{
+	uint8_t kb[CKR_EVENT_KEY_MAX];
+	size_t kn = ckr_st_event_key(kb, id, id_len, from + 1);
+	MDB_val k = { kn, kb }, v;
+	MDB_cursor *c;
+	uint64_t at = from;
+
+	if (mdb_cursor_open(txn, s->dbi[CKR_DB_EVENTS], &c) != 0)
+		return from;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != kn || memcmp(k.mv_data, kb, kn - 8) ||
+		    ckr_st_get_be64((const uint8_t *)k.mv_data + kn - 8) != at + 1)
+			break;
+		at++;
+	}
+	mdb_cursor_close(c);
+	return at;
+}
+
 int ckr_st_rec_clear(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		     size_t id_len, ckr_rec *r)
 {
-	int rc = ckr_st_delete_events(txn, s, id, id_len);
+	int rc = ckr_st_delete_run_rows(txn, s, CKR_DB_EVENTS, id, id_len);
 
+	if (rc == 0 && r->set_aside)
+		rc = ckr_st_delete_run_rows(txn, s, CKR_DB_SET_ASIDE, id, id_len);
 	if (rc)
 		return rc;
 	r->events = 0;
 	r->bytes = 0;
+	r->set_aside = 0;
 	r->meta = NULL;
 	r->meta_len = 0;
 	r->flags |= CKR_REC_CLEARED;
@@ -261,34 +341,60 @@ int ckr_st_current_epoch(MDB_txn *txn, const ckr_store *s,
 	return 0;
 }
 
-bool ckr_st_owner_drained(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
-			  const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set)
+void ckr_st_owner_key(uint8_t out[16], const ckr_identity *id)
 {
-	uint8_t kb[8];
+	ckr_st_put_be64(out, id->token);
+	ckr_st_put_be64(out + 8, id->nonce);
+}
+
+bool ckr_st_identity_ended(MDB_txn *txn, const ckr_store *s, const ckr_identity *id)
+{
+	uint8_t kb[16];
 	MDB_val k = { sizeof kb, kb }, v;
 
+	ckr_st_owner_key(kb, id);
+	return mdb_get(txn, s->dbi[CKR_DB_OWNERS], &k, &v) == 0;
+}
+
+bool ckr_st_owner_ended(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+			const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set)
+{
 	static const uint8_t unknown[CKR_EPOCH_BYTES];
 
-	/* The segment was recreated since the owner wrote: the old ring, and
-	 * whatever the owner left in it, is gone. A run written before any
-	 * epoch was recorded (all zero) proves nothing either way. */
+	/* E3: the segment was recreated since the owner wrote (the store is
+	 * bound to one segment name, so another epoch means that ring is
+	 * gone). A run written before any epoch was recorded (all zero)
+	 * proves nothing either way. */
 	if (epoch_set && memcmp(r->epoch, unknown, CKR_EPOCH_BYTES) != 0 &&
 	    memcmp(r->epoch, epoch, CKR_EPOCH_BYTES) != 0)
 		return true;
-	ckr_st_put_be64(kb, r->owner);
-	return mdb_get(txn, s->dbi[CKR_DB_OWNERS], &k, &v) == 0;
+	return ckr_st_identity_ended(txn, s, &r->owner);
 }
 
 /* ---- transactions ---- */
 
+/* Per thread by nature: LMDB's one-write-transaction rule is per thread. */
+static _Thread_local bool thread_in_batch;
+
+bool ckr_st_batch_mine(const ckr_store *s)
+{
+	(void)s;
+	return thread_in_batch;
+}
+
+void ckr_st_batch_mark(bool open)
+{
+	thread_in_batch = open;
+}
+
 /* Called holding map_lock shared; returns holding it shared. */
 static int adopt_map_size(ckr_store *s)
 {
-	pthread_rwlock_unlock(&s->map_lock);
-	pthread_rwlock_wrlock(&s->map_lock);
+	pthread_rwlock_unlock(s->map_lock);
+	pthread_rwlock_wrlock(s->map_lock);
 	int rc = mdb_env_set_mapsize(s->env, 0);
-	pthread_rwlock_unlock(&s->map_lock);
-	pthread_rwlock_rdlock(&s->map_lock);
+	pthread_rwlock_unlock(s->map_lock);
+	pthread_rwlock_rdlock(s->map_lock);
 	return rc;
 }
 
@@ -298,7 +404,7 @@ int ckr_st_txn_begin(ckr_store *s, bool write, MDB_txn **txn)
 
 	if (write && s->read_only)
 		return -EROFS;
-	pthread_rwlock_rdlock(&s->map_lock);
+	pthread_rwlock_rdlock(s->map_lock);
 	for (int tries = 0;; tries++) {
 		rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
 		if (rc != MDB_MAP_RESIZED || tries == 3)
@@ -308,7 +414,7 @@ int ckr_st_txn_begin(ckr_store *s, bool write, MDB_txn **txn)
 			break;
 	}
 	if (rc) {
-		pthread_rwlock_unlock(&s->map_lock);
+		pthread_rwlock_unlock(s->map_lock);
 		return ckr_st_err(rc);
 	}
 	return 0;
@@ -317,80 +423,19 @@ int ckr_st_txn_begin(ckr_store *s, bool write, MDB_txn **txn)
 int ckr_st_txn_commit(ckr_store *s, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
-	pthread_rwlock_unlock(&s->map_lock);
+	pthread_rwlock_unlock(s->map_lock);
 	return ckr_st_err(rc);
 }
 
 void ckr_st_txn_abort(ckr_store *s, MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&s->map_lock);
+	pthread_rwlock_unlock(s->map_lock);
 }
 
-/* ---- opening ---- */
+/* ---- meta values ---- */
 
-static int check_dir(const char *dir)
-{
-	struct stat st;
-
-	if (!dir || !*dir)
-		return -EINVAL;
-	if (stat(dir, &st) != 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/* -ENOENT unless dir holds an LMDB data file. */
-static int check_data_file(const char *dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
-		return -ENAMETOOLONG;
-	if (stat(path, &st) != 0)
-		return -errno;
-	return S_ISREG(st.st_mode) ? 0 : -ENOENT;
-}
-
-/* Create a handle and open its environment (map_size 0: LMDB's choice). */
-static int store_new(const char *dir, unsigned flags, uint64_t map_size,
-		     ckr_store **out)
-{
-	ckr_store *s = calloc(1, sizeof *s);
-	int rc, dead;
-
-	if (!s)
-		return -ENOMEM;
-	if (pthread_rwlock_init(&s->map_lock, NULL) != 0) {
-		free(s);
-		return -ENOMEM;
-	}
-	rc = mdb_env_create(&s->env);
-	if (rc)
-		goto fail_lock;
-	rc = mdb_env_set_maxdbs(s->env, CKR_DB_COUNT);
-	if (rc == 0 && map_size)
-		rc = mdb_env_set_mapsize(s->env, (size_t)map_size);
-	if (rc == 0)
-		rc = mdb_env_open(s->env, dir, flags | MDB_NOTLS, ENV_MODE);
-	if (rc)
-		goto fail_env;
-	mdb_reader_check(s->env, &dead); /* free slots of dead readers */
-	s->read_only = (flags & MDB_RDONLY) != 0;
-	atomic_init(&s->batch_open, false);
-	*out = s;
-	return 0;
-
-fail_env:
-	mdb_env_close(s->env);
-fail_lock:
-	pthread_rwlock_destroy(&s->map_lock);
-	free(s);
-	return ckr_st_err(rc);
-}
-
-static int get_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t *out)
+int ckr_st_get_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t *out)
 {
 	MDB_val k = { strlen(key), (void *)key }, v;
 	int rc = mdb_get(txn, dbi, &k, &v);
@@ -403,189 +448,13 @@ static int get_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t *out)
 	return 0;
 }
 
-static int put_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t val)
+int ckr_st_put_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t val)
 {
 	uint8_t b[4];
 	MDB_val k = { strlen(key), (void *)key }, v = { sizeof b, b };
 
 	ckr_st_put_le(b, val, 4);
 	return mdb_put(txn, dbi, &k, &v, 0);
-}
-
-/* The meta database holds our schema version. @return 0; CKR_EVERSION. */
-static int check_schema(MDB_txn *txn, MDB_dbi meta)
-{
-	uint32_t schema;
-	int rc = get_u32(txn, meta, "schema", &schema);
-
-	if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ||
-	    (rc == 0 && schema != CKR_STORE_SCHEMA))
-		return CKR_EVERSION;
-	return ckr_st_err(rc);
-}
-
-/* Open the databases other than meta (flags: 0 or MDB_CREATE). */
-static int open_dbs(ckr_store *s, MDB_txn *txn, unsigned flags)
-{
-	for (int i = CKR_DB_META + 1; i < CKR_DB_COUNT; i++) {
-		int rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
-		if (rc)
-			return rc == MDB_NOTFOUND ? CKR_ECORRUPT : ckr_st_err(rc);
-	}
-	return 0;
-}
-
-/* A brand-new environment holds no named database at all. */
-static int env_is_empty(MDB_txn *txn, bool *empty)
-{
-	MDB_dbi main_dbi;
-	MDB_stat st;
-	int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-
-	if (rc == 0)
-		rc = mdb_stat(txn, main_dbi, &st);
-	if (rc)
-		return ckr_st_err(rc);
-	*empty = st.ms_entries == 0;
-	return 0;
-}
-
-/* Flusher: create the databases when new, check the schema, record
- * max_attempts for recoverers. One write transaction. */
-static int init_rw(ckr_store *s, uint32_t max_attempts)
-{
-	MDB_txn *txn;
-	bool empty = false;
-	int rc = ckr_st_txn_begin(s, true, &txn);
-
-	if (rc)
-		return rc;
-	rc = mdb_dbi_open(txn, db_names[CKR_DB_META], 0, &s->dbi[CKR_DB_META]);
-	if (rc == MDB_NOTFOUND) {
-		rc = env_is_empty(txn, &empty);
-		if (rc == 0 && !empty)
-			rc = CKR_EVERSION; /* someone else's LMDB environment */
-		if (rc == 0)
-			rc = ckr_st_err(mdb_dbi_open(txn, db_names[CKR_DB_META],
-						     MDB_CREATE, &s->dbi[CKR_DB_META]));
-		if (rc == 0)
-			rc = ckr_st_err(put_u32(txn, s->dbi[CKR_DB_META], "schema",
-						CKR_STORE_SCHEMA));
-	} else {
-		rc = rc ? ckr_st_err(rc) : check_schema(txn, s->dbi[CKR_DB_META]);
-	}
-	if (rc == 0)
-		rc = open_dbs(s, txn, MDB_CREATE);
-	if (rc == 0)
-		rc = ckr_st_err(put_u32(txn, s->dbi[CKR_DB_META], "max_attempts",
-					max_attempts ? max_attempts
-						     : DEFAULT_MAX_ATTEMPTS));
-	if (rc) {
-		ckr_st_txn_abort(s, txn);
-		return rc;
-	}
-	return ckr_st_txn_commit(s, txn);
-}
-
-int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
-		      ckr_store **out)
-{
-	ckr_store_rw_opts o = { 0 };
-	ckr_store *s;
-	int rc;
-
-	if (!out)
-		return -EINVAL;
-	if (opts)
-		o = *opts;
-	rc = check_dir(dir);
-	if (rc)
-		return rc;
-	rc = store_new(dir, o.sync == CKR_SYNC_ALWAYS ? 0 : MDB_NOSYNC,
-		       o.map_size ? o.map_size : DEFAULT_MAP_SIZE, &s);
-	if (rc)
-		return rc;
-	s->keep_completed_s = o.keep_completed_s;
-	rc = init_rw(s, o.max_attempts);
-	if (rc) {
-		ckr_store_close(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
-}
-
-/* Recoverer/inspector: the store must exist; check it, open its databases
- * (a read transaction; committing it keeps the handles). */
-static int init_existing(ckr_store *s)
-{
-	MDB_txn *txn;
-	int rc = ckr_st_txn_begin(s, false, &txn);
-
-	if (rc)
-		return rc;
-	rc = mdb_dbi_open(txn, db_names[CKR_DB_META], 0, &s->dbi[CKR_DB_META]);
-	if (rc == MDB_NOTFOUND)
-		rc = -ENOENT; /* an environment the flusher has not set up yet */
-	else
-		rc = rc ? ckr_st_err(rc) : check_schema(txn, s->dbi[CKR_DB_META]);
-	if (rc == 0)
-		rc = open_dbs(s, txn, 0);
-	if (rc) {
-		ckr_st_txn_abort(s, txn);
-		return rc;
-	}
-	return ckr_st_txn_commit(s, txn);
-}
-
-/* A writable recoverer maps at least DEFAULT_MAP_SIZE (never less than the
- * environment's own size, which LMDB adopts when asked for 0). */
-static int widen_map(ckr_store *s)
-{
-	MDB_envinfo info;
-	int rc = mdb_env_info(s->env, &info);
-
-	if (rc == 0 && info.me_mapsize < DEFAULT_MAP_SIZE)
-		rc = mdb_env_set_mapsize(s->env, DEFAULT_MAP_SIZE);
-	return ckr_st_err(rc);
-}
-
-int ckr_store_open(const char *dir, const ckr_store_opts *opts, ckr_store **out)
-{
-	ckr_store_opts o = { 0 };
-	ckr_store *s;
-	int rc;
-
-	if (!out)
-		return -EINVAL;
-	if (opts)
-		o = *opts;
-	rc = check_dir(dir);
-	if (rc == 0)
-		rc = check_data_file(dir);
-	if (rc == 0)
-		rc = store_new(dir, o.read_only ? MDB_RDONLY : 0, o.map_size, &s);
-	if (rc)
-		return rc;
-	s->max_attempts = o.max_attempts;
-	rc = init_existing(s);
-	if (rc == 0 && !o.read_only && !o.map_size)
-		rc = widen_map(s);
-	if (rc) {
-		ckr_store_close(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
-}
-
-void ckr_store_close(ckr_store *s)
-{
-	if (!s)
-		return;
-	mdb_env_close(s->env);
-	pthread_rwlock_destroy(&s->map_lock);
-	free(s);
 }
 
 /* ---- flusher maintenance ---- */
@@ -611,14 +480,17 @@ int ckr_store_grow(ckr_store *s)
 
 	if (!s)
 		return -EINVAL;
-	if (atomic_load(&s->batch_open))
+	if (ckr_st_batch_mine(s))
 		return -EBUSY;
-	pthread_rwlock_wrlock(&s->map_lock);
+	/* Exclusive: no transaction of this process may be open while the
+	 * map is resized (LMDB's rule for mdb_env_set_mapsize). */
+	pthread_rwlock_wrlock(s->map_lock);
 	rc = mdb_env_info(s->env, &info);
 	if (rc == 0)
 		rc = info.me_mapsize > SIZE_MAX / 2 || !can_map(info.me_mapsize * 2)
 			     ? ENOMEM
 			     : mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+	pthread_rwlock_unlock(s->map_lock);
 	return ckr_st_err(rc);
 }
 

@@ -21,10 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "event/event.h"
+#include "shm/proc.h"
 
-#define CKR_STORE_SCHEMA 1
+#define CKR_STORE_SCHEMA 2
 
 /* The LMDB map is full (MDB_MAP_FULL): grow it and replay the batch. Never
  * escapes the flusher; distinct from -ENOSPC, which means the disk is full. */
@@ -40,23 +41,39 @@ typedef struct ckr_store_rw_opts {
 } ckr_store_rw_opts;
 
 /*
- * Open (creating the environment and its databases if missing) for the
- * flusher. dir must exist and be writable.
+ * Open (creating the environment and its databases if missing, migrating a
+ * schema-1 store in place in one transaction) for the flusher. dir must
+ * exist and be writable.
  * @return 0; -ENOENT no directory; -EACCES / -EROFS not writable;
  *         CKR_EVERSION other schema; -ENOMEM; -EIO.
  */
 int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 		      ckr_store **out);
 
-/* What applying one event did. */
+/*
+ * Bind the store to the segment it serves (ring/PROTOCOL.md E3): records the
+ * name on first use; refuses another name; a new epoch under the same name
+ * retires the old one (*retired true). One write transaction.
+ * @return 0; CKR_ESEGMENT the store serves another segment (*bound gets its
+ *         name when bound is not NULL); -EIO.
+ */
+int ckr_store_bind_segment(ckr_store *s, const char *name,
+			   const uint8_t epoch[CKR_EPOCH_BYTES], bool *retired,
+			   char bound[CKR_NAME_MAX + 1]);
+
+/* What applying one event did: STORED, or why it was rejected. The values
+ * of the rejections are those of ring/lane.h's ckr_reject_reason. */
 typedef enum ckr_apply {
 	CKR_APPLY_STORED = 0,     /* written (begin created the run, ...) */
-	CKR_APPLY_DUP_BEGIN,      /* begin of a run that has a record: ignored */
+	CKR_APPLY_DUP_BEGIN,      /* begin of a run that has a record */
+	CKR_APPLY_FOREIGN,        /* the run has another writer */
 	CKR_APPLY_STALE,          /* incarnation is not the run's current one */
 	CKR_APPLY_ORPHAN,         /* no such run (its begin never arrived) */
-	CKR_APPLY_AFTER_END,      /* run already terminal: ignored */
-	CKR_APPLY_DUP_SEQ,        /* (run, seq) already stored: ignored */
-	CKR_APPLY_OVER_LIMIT,     /* would pass the per-run byte limit */
+	CKR_APPLY_AFTER_END,      /* run already terminal */
+	CKR_APPLY_DUP_SEQ,        /* (run, seq) already stored */
+	CKR_APPLY_BAD_KIND,       /* message for multi-phase, or the reverse */
+	CKR_APPLY_BAD_BEGIN,      /* a begin not at seq 0 / incarnation 1 */
+	CKR_APPLY_COUNT
 } ckr_apply;
 
 typedef struct ckr_batch ckr_batch;
@@ -66,19 +83,49 @@ int ckr_batch_begin(ckr_store *s, ckr_batch **out);
 
 /*
  * Apply one decoded event (raw = its encoded bytes, stored as the row value)
- * through the run state machine (spec §2): begin creates a RUNNING run with
- * incarnation 1 (a second begin is ignored); message/phase rows are keyed by
+ * that arrived through a lane owned by `from`, through the acceptance rule of
+ * ring/PROTOCOL.md: begin creates a RUNNING run (incarnation 1, writer and
+ * owner from the event and `from`) when the id has no record; every other
+ * event needs the run's current writer (writer id, owner identity,
+ * incarnation) and a RUNNING run; message/phase rows are keyed by
  * (run, seq); complete clears the run's events (unless kept) and marks it
- * COMPLETED; fail marks it FAILED with its error; events of another
- * incarnation, or after the end, are ignored and counted.
+ * COMPLETED; fail marks it FAILED with its error. Anything else is rejected
+ * and counted, and never changes the run.
  * @param[out] what  what happened (may be NULL)
- * @return 0 (also when the event was ignored); CKR_STORE_MAPFULL the map is
- *         full (the batch is then dead: abort it, grow, and replay);
+ * @return 0 (also when the event was rejected); CKR_STORE_MAPFULL the map
+ *         is full (the batch is then dead: abort it, grow, and replay);
  *         -ENOSPC the disk is full; -E2BIG the transaction is too large
  *         (split the batch); -EIO.
  */
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
-		    size_t raw_len, ckr_apply *what);
+		    size_t raw_len, const ckr_identity *from, ckr_apply *what);
+
+/*
+ * W1: keep the report of a rejected event (writer, slot, reason) at its end
+ * position in the lane, until it is written to the writer's slot.
+ * @return 0; CKR_STORE_MAPFULL; -ENOSPC; -EIO.
+ */
+int ckr_batch_rejection(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
+			uint32_t lane, uint64_t pos, uint64_t writer,
+			uint32_t slot, uint32_t reason);
+
+/* Delete the kept reports of every lane (they were written to the slots).
+ * @return 0; CKR_STORE_MAPFULL; -EIO. */
+int ckr_batch_clear_rejections(ckr_batch *b);
+
+/* One kept report (ckr_store_rejections). */
+typedef struct ckr_rejection {
+	uint8_t epoch[CKR_EPOCH_BYTES];
+	uint32_t lane;
+	uint64_t pos;
+	uint64_t writer;
+	uint32_t slot;
+	uint32_t reason;
+} ckr_rejection;
+
+/* Read every kept report. *out malloc'd (free it). @return 0; -ENOMEM;
+ * -EIO. */
+int ckr_store_rejections(ckr_store *s, ckr_rejection **out, size_t *n);
 
 /* Keep a record that failed validation: raw bytes (cut to 64 KiB), why,
  * where. @return 0; CKR_STORE_MAPFULL; -ENOSPC; -EIO. */
@@ -90,15 +137,15 @@ int ckr_batch_quarantine(ckr_batch *b, const char *reason, uint32_t lane,
 int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
 			 uint32_t lane, uint64_t pos);
 
-/* Record that every event of the process `owner_token` has been drained from
- * the ring (its lane was reclaimed after its death).
+/* Record that the owner identity `id` is ended (ring/PROTOCOL.md E1/E2): it
+ * can write no more and all it wrote is stored.
  * @return 0; CKR_STORE_MAPFULL; -ENOSPC. */
-int ckr_batch_owner_drained(ckr_batch *b, uint64_t owner_token);
+int ckr_batch_owner_ended(ckr_batch *b, const ckr_identity *id);
 
 /* Add to the store's counters. ckr_batch_apply and ckr_batch_quarantine
- * already count what they do ("stored", "dup_begin", "stale", "orphan",
- * "after_end", "dup_seq", "bad_kind", "bad_begin", "quarantined"); this is
- * for other counts. */
+ * already count what they do ("stored", "dup_begin", "foreign", "stale",
+ * "orphan", "after_end", "dup_seq", "bad_kind", "bad_begin",
+ * "quarantined"); this is for other counts. */
 int ckr_batch_count(ckr_batch *b, const char *name, uint64_t add);
 
 /*
@@ -134,8 +181,12 @@ int ckr_store_reader_check(ckr_store *s);
 /* Counters kept in the store, by name; 0 when never counted. */
 uint64_t ckr_store_counter(ckr_store *s, const char *name);
 
-/* Remove runs finished (completed/failed) longer ago than the given ages,
- * in seconds (0 = never). @return the number removed, or a negative error. */
-int ckr_store_prune(ckr_store *s, uint32_t completed_age_s, uint32_t failed_age_s);
+/* The owner identities of RUNNING runs that are not ended but whose token
+ * /proc says is dead (same pid namespace): candidates for E2. Each at most
+ * once. *out malloc'd (free it). @return 0; -ENOMEM; -EIO. */
+int ckr_store_dead_owners(ckr_store *s, ckr_identity **out, size_t *n);
+
+/* The name of a counter of ckr_apply (e.g. "foreign"). */
+const char *ckr_apply_name(ckr_apply what);
 
 #endif /* CKR_STORE_H */

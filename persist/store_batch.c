@@ -1,34 +1,39 @@
 /*
  * store_batch.c — the flusher's write batch: one LMDB write transaction that
- * applies decoded events through the run state machine (spec §2), keeps
- * quarantined records, drained owners and counters, and moves the lanes'
+ * applies decoded events through the run state machine and its acceptance
+ * rule (ring/PROTOCOL.md, "The acceptance rule"), keeps quarantined records,
+ * ended owners, rejection reports and counters, and moves the lanes'
  * cursors — so events and positions become durable together or not at all.
  *
- * State machine (ckr_batch_apply):
- *   BEGIN    no record → RUNNING, incarnation 1, owner from the event, the
- *            begin row stored at seq 0; any record (even a completed
- *            tombstone) → DUP_BEGIN. A begin whose incarnation is not 1 or
- *            whose seq is not 0 is malformed: STALE, counted "bad_begin".
- *   MESSAGE  (single-loop) / PHASE (multi-phase); the other kind is counted
- *            "bad_kind" and reported STALE. Then: incarnation must be the
- *            run's (else STALE), run RUNNING (else AFTER_END), (run, seq) new
- *            (else DUP_SEQ); stored, and the run's events/last_seq/bytes move.
- *   COMPLETE → COMPLETED; events deleted now unless keep_completed_s > 0
- *            (then ckr_store_prune deletes them). The record stays as a
- *            tombstone so a late duplicate begin cannot resurrect the run.
+ * State machine (ckr_batch_apply), for an event arriving through a lane
+ * owned by identity `from`:
+ *   BEGIN    must be seq 0, incarnation 1 (else BAD_BEGIN). No record →
+ *            RUNNING, incarnation 1, writer = the event's, owner = `from`,
+ *            the begin row stored at seq 0. Any record (even a completed
+ *            tombstone) → DUP_BEGIN, whichever begin arrived first.
+ *   other    no record → ORPHAN; record.writer != event.writer or
+ *            record.owner != from → FOREIGN; another incarnation → STALE;
+ *            not RUNNING → AFTER_END; then by type:
+ *   MESSAGE  (single-loop) / PHASE (multi-phase), the other kind BAD_KIND;
+ *            (run, seq) must be new (else DUP_SEQ); stored, and the run's
+ *            events/last_seq/bytes/prefix_seq move.
+ *   COMPLETE → COMPLETED; events (and set-aside rows) deleted now unless
+ *            keep_completed_s > 0 (then ckr_store_prune deletes them). The
+ *            record stays as a tombstone so a late duplicate begin cannot
+ *            resurrect the run.
  *   FAIL     → FAILED with its error (cut to 4 KiB); events kept.
- *   Unknown run → ORPHAN.
- * Each ignored event is counted by the batch itself under the names
- * "bad_begin", "dup_begin", "bad_kind", "stale", "orphan", "after_end",
- * "dup_seq"; stored events under "stored"; ckr_batch_quarantine() counts
- * "quarantined". The caller must not count these again. The per-run byte
- * limit is enforced by the client (the store has no limit to check), so
- * CKR_APPLY_OVER_LIMIT is never returned.
+ * A rejected event never changes the run. Each is counted by the batch
+ * itself under its ckr_apply_name(); stored events under "stored";
+ * ckr_batch_quarantine() counts "quarantined". The caller must not count
+ * these again.
+ *
+ * prefix_seq: the highest s with 1..s all stored. An event at last_seq+1 on
+ * a gap-free run extends it by one (no lookup); one that fills a gap walks
+ * forward over the rows that follow (ckr_st_extend_prefix).
  *
  * Epoch stamping: a run records the segment epoch its owner last wrote
- * under. A batch starts from the store's current epoch; when
- * ckr_batch_set_cursor() moves to another epoch, the runs this batch already
- * wrote are restamped, since all of a batch's events come from one segment.
+ * under: the store's current epoch, fixed by ckr_store_bind_segment() when
+ * the flusher opened.
  *
  * Errors: a full map is CKR_STORE_MAPFULL (store.h: abort, ckr_store_grow,
  * replay the batch), a full disk at commit -ENOSPC. Any error kills the
@@ -49,32 +54,22 @@
 #define QUARANTINE_HEADER 32
 #define COUNTER_NAME_MAX 255
 
-enum counter {
-	C_STORED,
-	C_BAD_BEGIN,
-	C_DUP_BEGIN,
-	C_BAD_KIND,
-	C_STALE,
-	C_ORPHAN,
-	C_AFTER_END,
-	C_DUP_SEQ,
-	C_QUARANTINED,
-	C_COUNT
-};
+/* Counters: one per ckr_apply (STORED is "stored"), then quarantined. */
+#define C_QUARANTINED CKR_APPLY_COUNT
+#define C_COUNT (CKR_APPLY_COUNT + 1)
 
 static const char *const counter_names[C_COUNT] = {
-	[C_STORED] = "stored",       [C_BAD_BEGIN] = "bad_begin",
-	[C_DUP_BEGIN] = "dup_begin", [C_BAD_KIND] = "bad_kind",
-	[C_STALE] = "stale",         [C_ORPHAN] = "orphan",
-	[C_AFTER_END] = "after_end", [C_DUP_SEQ] = "dup_seq",
-	[C_QUARANTINED] = "quarantined",
+	[CKR_APPLY_STORED] = "stored",       [CKR_APPLY_DUP_BEGIN] = "dup_begin",
+	[CKR_APPLY_FOREIGN] = "foreign",     [CKR_APPLY_STALE] = "stale",
+	[CKR_APPLY_ORPHAN] = "orphan",       [CKR_APPLY_AFTER_END] = "after_end",
+	[CKR_APPLY_DUP_SEQ] = "dup_seq",     [CKR_APPLY_BAD_KIND] = "bad_kind",
+	[CKR_APPLY_BAD_BEGIN] = "bad_begin", [C_QUARANTINED] = "quarantined",
 };
 
-/* A run this batch wrote (for restamping its epoch). */
-typedef struct touched {
-	uint8_t len;
-	uint8_t id[CKR_RUN_ID_MAX];
-} touched;
+const char *ckr_apply_name(ckr_apply what)
+{
+	return what < CKR_APPLY_COUNT ? counter_names[what] : "unknown";
+}
 
 struct ckr_batch {
 	ckr_store *s;
@@ -85,16 +80,14 @@ struct ckr_batch {
 	bool epoch_set;
 	uint64_t counts[C_COUNT];         /* added to `counters` at commit */
 	ckr_buf rec, tmp;                 /* record copy, record encoding */
-	touched *runs;
-	size_t n_runs, cap_runs;
 };
 
 static void batch_free(ckr_batch *b)
 {
-	atomic_store(&b->s->batch_open, false);
+	ckr_st_batch_mark(false);
+	atomic_store(b->s->batch_open, false);
 	free(b->rec.p);
 	free(b->tmp.p);
-	free(b->runs);
 	free(b);
 }
 
@@ -115,7 +108,7 @@ int ckr_batch_begin(ckr_store *s, ckr_batch **out)
 		return -EINVAL;
 	if (s->read_only)
 		return -EROFS;
-	if (atomic_exchange(&s->batch_open, true))
+	if (atomic_exchange(s->batch_open, true))
 		return -EBUSY;
 	b = calloc(1, sizeof *b);
 	if (!b) {
@@ -130,6 +123,7 @@ int ckr_batch_begin(ckr_store *s, ckr_batch **out)
 	rc = ckr_st_current_epoch(b->txn, s, b->epoch, &b->epoch_set);
 	if (rc)
 		goto fail_txn;
+	ckr_st_batch_mark(true);
 	*out = b;
 	return 0;
 
@@ -138,37 +132,16 @@ fail_txn:
 fail_free:
 	free(b);
 fail_flag:
-	atomic_store(&s->batch_open, false);
+	atomic_store(s->batch_open, false);
 	return rc;
 }
 
 /* ---- the state machine ---- */
 
-static int ignored(ckr_batch *b, enum counter c, ckr_apply code, ckr_apply *w)
+static int rejected(ckr_batch *b, ckr_apply code, ckr_apply *w)
 {
-	b->counts[c]++;
+	b->counts[code]++;
 	*w = code;
-	return 0;
-}
-
-/* Remember that this batch wrote run id (consecutive repeats folded). */
-static int touch(ckr_batch *b, const uint8_t *id, size_t id_len)
-{
-	touched *t = b->n_runs ? &b->runs[b->n_runs - 1] : NULL;
-
-	if (t && t->len == id_len && memcmp(t->id, id, id_len) == 0)
-		return 0;
-	if (b->n_runs == b->cap_runs) {
-		size_t cap = b->cap_runs ? b->cap_runs * 2 : 64;
-		touched *p = realloc(b->runs, cap * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		b->runs = p;
-		b->cap_runs = cap;
-	}
-	t = &b->runs[b->n_runs++];
-	t->len = (uint8_t)id_len;
-	memcpy(t->id, id, id_len);
 	return 0;
 }
 
@@ -183,33 +156,31 @@ static int put_event(ckr_batch *b, const ckr_event *ev, const void *raw,
 	return mdb_put(b->txn, b->s->dbi[CKR_DB_EVENTS], &k, &v, flags);
 }
 
-/* Store the run record r and note that the batch wrote it. */
 static int put_run(ckr_batch *b, const ckr_event *ev, const ckr_rec *r)
 {
-	int rc = ckr_st_rec_put(b->txn, b->s, ev->id, ev->id_len, r, &b->tmp);
-	return rc ? rc : touch(b, ev->id, ev->id_len);
+	return ckr_st_rec_put(b->txn, b->s, ev->id, ev->id_len, r, &b->tmp);
 }
 
 static int apply_begin(ckr_batch *b, const ckr_event *ev, const void *raw,
-		       size_t raw_len, ckr_apply *w)
+		       size_t raw_len, const ckr_identity *from, ckr_apply *w)
 {
 	MDB_val k = { ev->id_len, (void *)ev->id }, v;
 	ckr_rec r;
 	int rc;
 
-	if (ev->incarnation != 1 || ev->seq != 0)
-		return ignored(b, C_BAD_BEGIN, CKR_APPLY_STALE, w);
+	if (ev->incarnation != 1 || ev->seq != 0 || ev->writer == 0)
+		return rejected(b, CKR_APPLY_BAD_BEGIN, w);
 	rc = mdb_get(b->txn, b->s->dbi[CKR_DB_RUNS], &k, &v);
 	if (rc == 0)
-		return ignored(b, C_DUP_BEGIN, CKR_APPLY_DUP_BEGIN, w);
+		return rejected(b, CKR_APPLY_DUP_BEGIN, w);
 	if (rc != MDB_NOTFOUND)
 		return ckr_st_err(rc);
 	memset(&r, 0, sizeof r);
 	r.state = CKR_RUN_RUNNING;
 	r.kind = (uint8_t)ev->u.begin.kind;
 	r.incarnation = 1;
-	r.owner = ckr_token_make((pid_t)ev->u.begin.owner_pid,
-				 ev->u.begin.owner_start);
+	r.owner = *from;
+	r.writer = ev->writer;
 	r.created_ns = r.updated_ns = b->now_ns;
 	r.events = 1;
 	r.bytes = raw_len;
@@ -223,51 +194,69 @@ static int apply_begin(ckr_batch *b, const ckr_event *ev, const void *raw,
 	if (rc == 0)
 		rc = put_run(b, ev, &r);
 	if (rc == 0)
-		b->counts[C_STORED]++;
+		b->counts[CKR_APPLY_STORED]++;
 	return rc;
 }
 
-/* Load the run an event names and check it may take the event: exists,
- * same incarnation, still running. *ok false: ignored (*w says why). */
-static int target_run(ckr_batch *b, const ckr_event *ev, ckr_rec *r,
-		      ckr_apply *w, bool *ok)
+/* Load the run an event names and check that the event comes from its
+ * current writer and that it runs. *ok false: rejected (*w says why). */
+static int target_run(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
+		      ckr_rec *r, ckr_apply *w, bool *ok)
 {
 	int rc = ckr_st_rec_get(b->txn, b->s, ev->id, ev->id_len, r, &b->rec);
 
 	*ok = false;
 	if (rc == -ENOENT)
-		return ignored(b, C_ORPHAN, CKR_APPLY_ORPHAN, w);
+		return rejected(b, CKR_APPLY_ORPHAN, w);
 	if (rc)
 		return rc;
+	if (ev->writer != r->writer || ev->writer == 0 ||
+	    !ckr_identity_eq(from, &r->owner))
+		return rejected(b, CKR_APPLY_FOREIGN, w);
+	if (ev->incarnation != r->incarnation)
+		return rejected(b, CKR_APPLY_STALE, w);
+	if (r->state != CKR_RUN_RUNNING)
+		return rejected(b, CKR_APPLY_AFTER_END, w);
 	if (ev->type == CKR_EV_MESSAGE || ev->type == CKR_EV_PHASE) {
 		ckr_kind want = ev->type == CKR_EV_MESSAGE ? CKR_KIND_SINGLE_LOOP
 							   : CKR_KIND_MULTI_PHASE;
 		if (r->kind != want)
-			return ignored(b, C_BAD_KIND, CKR_APPLY_STALE, w);
+			return rejected(b, CKR_APPLY_BAD_KIND, w);
 	}
-	if (ev->incarnation != r->incarnation)
-		return ignored(b, C_STALE, CKR_APPLY_STALE, w);
-	if (r->state != CKR_RUN_RUNNING)
-		return ignored(b, C_AFTER_END, CKR_APPLY_AFTER_END, w);
 	*ok = true;
 	return 0;
 }
 
+/* Move prefix_seq after storing seq (see the file comment). */
+static void advance_prefix(ckr_batch *b, const ckr_event *ev, ckr_rec *r)
+{
+	if (ev->seq != r->prefix_seq + 1)
+		return; /* beyond a gap: the prefix waits for it */
+	if (r->last_seq <= ev->seq)
+		r->prefix_seq = ev->seq; /* in order: nothing above it exists */
+	else
+		r->prefix_seq = ckr_st_extend_prefix(b->txn, b->s, ev->id, ev->id_len,
+						     ev->seq);
+}
+
 static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
-		      size_t raw_len, ckr_apply *w)
+		      size_t raw_len, const ckr_identity *from, ckr_apply *w)
 {
 	ckr_rec r;
 	bool ok;
-	int rc = target_run(b, ev, &r, w, &ok);
+	int rc = target_run(b, ev, from, &r, w, &ok);
 
 	if (rc || !ok)
 		return rc;
+	if (ev->seq == 0)
+		return rejected(b, CKR_APPLY_DUP_SEQ, w); /* seq 0 is the begin's */
 	rc = put_event(b, ev, raw, raw_len, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST)
-		return ignored(b, C_DUP_SEQ, CKR_APPLY_DUP_SEQ, w);
+		return rejected(b, CKR_APPLY_DUP_SEQ, w);
 	if (rc)
 		return ckr_st_err(rc);
 	r.events++;
+	advance_prefix(b, ev, &r);
 	if (ev->seq > r.last_seq)
 		r.last_seq = ev->seq;
 	r.bytes += raw_len;
@@ -275,15 +264,16 @@ static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
 	memcpy(r.epoch, b->epoch, CKR_EPOCH_BYTES);
 	rc = put_run(b, ev, &r);
 	if (rc == 0)
-		b->counts[C_STORED]++;
+		b->counts[CKR_APPLY_STORED]++;
 	return rc;
 }
 
-static int apply_end(ckr_batch *b, const ckr_event *ev, ckr_apply *w)
+static int apply_end(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
+		     ckr_apply *w)
 {
 	ckr_rec r;
 	bool ok;
-	int rc = target_run(b, ev, &r, w, &ok);
+	int rc = target_run(b, ev, from, &r, w, &ok);
 
 	if (rc || !ok)
 		return rc;
@@ -302,27 +292,27 @@ static int apply_end(ckr_batch *b, const ckr_event *ev, ckr_apply *w)
 }
 
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
-		    size_t raw_len, ckr_apply *what)
+		    size_t raw_len, const ckr_identity *from, ckr_apply *what)
 {
 	ckr_apply w = CKR_APPLY_STORED;
 	int rc;
 
 	if (!b || !ev || !raw || raw_len == 0 || !ev->id || ev->id_len == 0 ||
-	    ev->id_len > CKR_RUN_ID_MAX)
+	    ev->id_len > CKR_RUN_ID_MAX || !from)
 		return -EINVAL;
 	if (b->err)
 		return b->err;
 	switch (ev->type) {
 	case CKR_EV_BEGIN:
-		rc = apply_begin(b, ev, raw, raw_len, &w);
+		rc = apply_begin(b, ev, raw, raw_len, from, &w);
 		break;
 	case CKR_EV_MESSAGE:
 	case CKR_EV_PHASE:
-		rc = apply_data(b, ev, raw, raw_len, &w);
+		rc = apply_data(b, ev, raw, raw_len, from, &w);
 		break;
 	case CKR_EV_COMPLETE:
 	case CKR_EV_FAIL:
-		rc = apply_end(b, ev, &w);
+		rc = apply_end(b, ev, from, &w);
 		break;
 	default:
 		return -EINVAL;
@@ -402,35 +392,6 @@ int ckr_batch_quarantine(ckr_batch *b, const char *reason, uint32_t lane,
 	return rc ? batch_fail(b, rc) : 0;
 }
 
-/* Re-stamp the runs this batch wrote with the batch's (new) epoch. */
-static int restamp_runs(ckr_batch *b)
-{
-	for (size_t i = 0; i < b->n_runs; i++) {
-		const touched *t = &b->runs[i];
-		ckr_rec r;
-		int rc = ckr_st_rec_get(b->txn, b->s, t->id, t->len, &r, &b->rec);
-		if (rc == 0 && memcmp(r.epoch, b->epoch, CKR_EPOCH_BYTES) != 0) {
-			memcpy(r.epoch, b->epoch, CKR_EPOCH_BYTES);
-			rc = ckr_st_rec_put(b->txn, b->s, t->id, t->len, &r, &b->tmp);
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-static int set_epoch(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES])
-{
-	MDB_val k = { 5, "epoch" }, v = { CKR_EPOCH_BYTES, (void *)epoch };
-	int rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_META], &k, &v, 0));
-
-	if (rc)
-		return rc;
-	memcpy(b->epoch, epoch, CKR_EPOCH_BYTES);
-	b->epoch_set = true;
-	return restamp_runs(b);
-}
-
 int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
 			 uint32_t lane, uint64_t pos)
 {
@@ -442,26 +403,115 @@ int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
 		return -EINVAL;
 	if (b->err)
 		return b->err;
+	/* The store serves one segment: its cursors are of the bound epoch. */
+	if (!b->epoch_set || memcmp(b->epoch, epoch, CKR_EPOCH_BYTES) != 0)
+		return batch_fail(b, -EINVAL);
 	memcpy(kb, epoch, CKR_EPOCH_BYTES);
 	ckr_st_put_be32(kb + CKR_EPOCH_BYTES, lane);
 	ckr_st_put_le(vb, pos, 8);
 	rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_CURSORS], &k, &v, 0));
-	if (rc == 0 &&
-	    (!b->epoch_set || memcmp(b->epoch, epoch, CKR_EPOCH_BYTES) != 0))
-		rc = set_epoch(b, epoch);
 	return rc ? batch_fail(b, rc) : 0;
 }
 
-int ckr_batch_owner_drained(ckr_batch *b, uint64_t owner_token)
+/* ---- rejection reports (W1, W4) ---- */
+
+#define REJECTION_KEY (CKR_EPOCH_BYTES + 4 + 8)
+#define REJECTION_VAL 16
+
+int ckr_batch_rejection(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
+			uint32_t lane, uint64_t pos, uint64_t writer,
+			uint32_t slot, uint32_t reason)
 {
-	uint8_t kb[8], vb[8];
+	uint8_t kb[REJECTION_KEY], vb[REJECTION_VAL];
 	MDB_val k = { sizeof kb, kb }, v = { sizeof vb, vb };
 
-	if (!b || owner_token == 0)
+	if (!b || !epoch)
 		return -EINVAL;
 	if (b->err)
 		return b->err;
-	ckr_st_put_be64(kb, owner_token);
+	memcpy(kb, epoch, CKR_EPOCH_BYTES);
+	ckr_st_put_be32(kb + CKR_EPOCH_BYTES, lane);
+	ckr_st_put_be64(kb + CKR_EPOCH_BYTES + 4, pos);
+	ckr_st_put_le(vb, writer, 8);
+	ckr_st_put_le(vb + 8, slot, 4);
+	ckr_st_put_le(vb + 12, reason, 4);
+	int rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_REJECTIONS], &k, &v, 0));
+	return rc ? batch_fail(b, rc) : 0;
+}
+
+int ckr_batch_clear_rejections(ckr_batch *b)
+{
+	if (!b)
+		return -EINVAL;
+	if (b->err)
+		return b->err;
+	int rc = ckr_st_err(mdb_drop(b->txn, b->s->dbi[CKR_DB_REJECTIONS], 0));
+	return rc ? batch_fail(b, rc) : 0;
+}
+
+int ckr_store_rejections(ckr_store *s, ckr_rejection **out, size_t *n)
+{
+	ckr_rejection *v = NULL;
+	size_t count = 0, cap = 0;
+	MDB_txn *txn;
+	MDB_cursor *c = NULL;
+	MDB_val k, val;
+	int rc;
+
+	if (!s || !out || !n)
+		return -EINVAL;
+	rc = ckr_st_txn_begin(s, false, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, s->dbi[CKR_DB_REJECTIONS], &c);
+	int err = rc ? ckr_st_err(rc) : 0;
+	if (err)
+		c = NULL;
+	while (!err && (rc = mdb_cursor_get(c, &k, &val, MDB_NEXT)) == 0) {
+		if (k.mv_size != REJECTION_KEY || val.mv_size != REJECTION_VAL)
+			continue; /* not ours: never act on it */
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			ckr_rejection *p = realloc(v, cap * sizeof *p);
+			if (!p) {
+				err = -ENOMEM;
+				break;
+			}
+			v = p;
+		}
+		const uint8_t *kp = k.mv_data, *vp = val.mv_data;
+		ckr_rejection *r = &v[count++];
+		memcpy(r->epoch, kp, CKR_EPOCH_BYTES);
+		r->lane = ckr_st_get_be32(kp + CKR_EPOCH_BYTES);
+		r->pos = ckr_st_get_be64(kp + CKR_EPOCH_BYTES + 4);
+		r->writer = ckr_st_get_le(vp, 8);
+		r->slot = (uint32_t)ckr_st_get_le(vp + 8, 4);
+		r->reason = (uint32_t)ckr_st_get_le(vp + 12, 4);
+	}
+	if (c)
+		mdb_cursor_close(c);
+	ckr_st_txn_abort(s, txn);
+	if (!err && rc != MDB_NOTFOUND)
+		err = ckr_st_err(rc);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int ckr_batch_owner_ended(ckr_batch *b, const ckr_identity *id)
+{
+	uint8_t kb[16], vb[8];
+	MDB_val k = { sizeof kb, kb }, v = { sizeof vb, vb };
+
+	if (!b || !id || id->token == 0)
+		return -EINVAL;
+	if (b->err)
+		return b->err;
+	ckr_st_owner_key(kb, id);
 	ckr_st_put_le(vb, b->now_ns, 8);
 	int rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_OWNERS], &k, &v, 0));
 	return rc ? batch_fail(b, rc) : 0;

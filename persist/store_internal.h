@@ -4,7 +4,10 @@
  * key encodings, transactions that survive another process growing the map,
  * and LMDB error mapping. The bytes these produce are persist/FORMAT.md.
  *
- *   store.c          open/close, records, keys, txns, grow/sync/cursors/counters
+ *   store.c          records, keys, txns, grow/sync/cursors/counters
+ *   store_open.c     the per-process environment registry, open/close,
+ *                    schema check, segment binding
+ *   store_migrate.c  schema 1 → 2, in place, in one transaction
  *   store_batch.c    the flusher's write batch and the run state machine
  *   store_recover.c  list / get / claim / resume / prune
  */
@@ -19,6 +22,7 @@
 #include <stdint.h>
 
 #include "persist/store.h"
+#include "shm/proc.h"
 
 /* The named databases, in the order of ckr_st_db_names. */
 enum ckr_db {
@@ -29,29 +33,54 @@ enum ckr_db {
 	CKR_DB_OWNERS,
 	CKR_DB_QUARANTINE,
 	CKR_DB_COUNTERS,
+	CKR_DB_SET_ASIDE,
+	CKR_DB_REJECTIONS,
 	CKR_DB_COUNT
 };
 
-struct ckr_store {
+extern const char *const ckr_st_db_names[CKR_DB_COUNT];
+
+/*
+ * One LMDB environment of one directory, shared by every ckr_store handle
+ * of this process that opened that directory (LMDB forbids opening an
+ * environment twice in a process: closing one would drop the other's
+ * locks). Reference-counted in store_open.c's registry.
+ */
+typedef struct ckr_env {
+	struct ckr_env *next;      /* the registry's list */
+	dev_t dev;
+	ino_t ino;
+	unsigned refs;
 	MDB_env *env;
 	MDB_dbi dbi[CKR_DB_COUNT];
-	bool read_only;            /* MDB_RDONLY: no claims, no batches */
-	uint32_t max_attempts;     /* recoverer's limit; 0 = meta's */
-	uint32_t keep_completed_s; /* flusher: keep completed runs' events */
+	bool read_only;            /* opened MDB_RDONLY (no write access) */
 	/*
-	 * Held shared by every transaction of this handle, exclusive while the
+	 * Held shared by every transaction of any handle, exclusive while the
 	 * map is resized (ckr_store_grow, or adopting the size another process
 	 * grew it to after MDB_MAP_RESIZED): LMDB allows mdb_env_set_mapsize()
-	 * only while this process has no transaction open.
+	 * only while this process has no transaction open on the environment.
 	 */
 	pthread_rwlock_t map_lock;
 	atomic_bool batch_open;    /* one write batch at a time (-EBUSY) */
+} ckr_env;
+
+struct ckr_store {
+	ckr_env *shared;
+	MDB_env *env;              /* shared->env */
+	MDB_dbi dbi[CKR_DB_COUNT]; /* copies of shared->dbi */
+	pthread_rwlock_t *map_lock;
+	atomic_bool *batch_open;
+	bool read_only;            /* this handle: no claims, no batches */
+	uint32_t max_attempts;     /* recoverer's limit; 0 = meta's */
+	uint32_t keep_completed_s; /* flusher: keep completed runs' events */
 };
 
 /* ---- run records (the `runs` values) ---- */
 
-#define CKR_REC_VERSION 1
-#define CKR_REC_HEADER 96
+#define CKR_REC_VERSION 2
+#define CKR_REC_HEADER 136
+#define CKR_REC_VERSION_1 1
+#define CKR_REC_HEADER_1 96
 #define CKR_REC_CLEARED 0x1u   /* flags: events and metadata removed */
 #define CKR_REC_ERROR_MAX 4096 /* longest error kept in a record */
 
@@ -60,11 +89,14 @@ typedef struct ckr_rec {
 	uint8_t state;         /* ckr_run_state */
 	uint8_t kind;          /* ckr_kind */
 	uint32_t incarnation;
-	uint64_t owner;        /* owner token (shm/proc.h) */
+	ckr_identity owner;    /* the current writer's process image */
+	uint64_t writer;       /* the current writer id (0: none, schema 1) */
 	uint32_t attempts;
 	uint32_t flags;
 	uint64_t created_ns, updated_ns, finished_ns;
 	uint64_t events, last_seq, bytes;
+	uint64_t prefix_seq;   /* 1..prefix_seq are all stored */
+	uint64_t set_aside;    /* rows moved to set_aside by claims */
 	uint8_t epoch[CKR_EPOCH_BYTES];
 	const uint8_t *label;
 	size_t label_len;
@@ -83,8 +115,12 @@ typedef struct ckr_buf {
 /* Make b hold at least n bytes. @return 0; -ENOMEM. */
 int ckr_st_buf_reserve(ckr_buf *b, size_t n);
 
-/* Decode a record. @return 0; CKR_ECORRUPT. */
+/* Decode a record (version 2 only: schema 1 records are migrated, see
+ * store_migrate.c). @return 0; CKR_ECORRUPT. */
 int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r);
+
+/* Decode a schema-1 record (for the migration). @return 0; CKR_ECORRUPT. */
+int ckr_st_rec_decode_v1(const void *p, size_t n, ckr_rec *r);
 
 /* Read run id's record in txn into a private copy (*copy), so that r stays
  * valid across later writes of txn; copy NULL: decode in place (r is valid
@@ -106,12 +142,29 @@ int ckr_st_rec_put(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 size_t ckr_st_event_key(uint8_t out[CKR_EVENT_KEY_MAX], const uint8_t *id,
 			size_t id_len, uint64_t seq);
 
-/* Delete every `events` row of run id. @return 0; CKR_STORE_MAPFULL; -EIO. */
-int ckr_st_delete_events(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
-			 size_t id_len);
+/* The `set_aside` key of (id, incarnation, seq): u8 id_len, id, u32 BE
+ * incarnation, u64 BE seq. @return length. */
+#define CKR_ASIDE_KEY_MAX (1 + CKR_RUN_ID_MAX + 4 + 8)
+size_t ckr_st_aside_key(uint8_t out[CKR_ASIDE_KEY_MAX], const uint8_t *id,
+			size_t id_len, uint32_t incarnation, uint64_t seq);
+
+/* Delete every row of run id in db (events or set_aside: keys that start
+ * with u8 id_len, id). @return 0; CKR_STORE_MAPFULL; -EIO. */
+int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
+			   const uint8_t *id, size_t id_len);
+
+/* Does the row (id, seq) exist in `events`? Errors count as absent. */
+bool ckr_st_event_exists(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			 size_t id_len, uint64_t seq);
+
+/* The highest s >= from such that (id, from+1..s) all exist in `events`
+ * (from itself is known stored or 0). Walks with a cursor. */
+uint64_t ckr_st_extend_prefix(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			      size_t id_len, uint64_t from);
 
 /* Turn r into a tombstone in memory (events 0, bytes 0, no metadata,
- * CKR_REC_CLEARED) after deleting its `events` rows; the caller puts r.
+ * CKR_REC_CLEARED) after deleting its `events` and `set_aside` rows; the
+ * caller puts r.
  * @return 0; CKR_STORE_MAPFULL; -EIO. */
 int ckr_st_rec_clear(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		     size_t id_len, ckr_rec *r);
@@ -121,12 +174,24 @@ int ckr_st_rec_clear(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 int ckr_st_current_epoch(MDB_txn *txn, const ckr_store *s,
 			 uint8_t epoch[CKR_EPOCH_BYTES], bool *set);
 
-/* Has the owner of r been drained: its token is in `owners`, or r was
- * written under another segment epoch than the current one? */
-bool ckr_st_owner_drained(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
-			  const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set);
+/* Is the owner of r ended (ring/PROTOCOL.md E1..E3): its identity is in
+ * `owners`, or r was written under a retired segment epoch (another than
+ * the current one)? Then nothing of it can still be in the ring. */
+bool ckr_st_owner_ended(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+			const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set);
+
+/* Is identity id in `owners`? */
+bool ckr_st_identity_ended(MDB_txn *txn, const ckr_store *s, const ckr_identity *id);
+
+/* The `owners` key of an identity: u64 BE token, u64 BE nonce. */
+void ckr_st_owner_key(uint8_t out[16], const ckr_identity *id);
 
 /* ---- transactions ---- */
+
+/* Does the calling thread hold a batch open (on any store)? A second write
+ * transaction in the same thread would deadlock in LMDB. */
+bool ckr_st_batch_mine(const ckr_store *s);
+void ckr_st_batch_mark(bool open);
 
 /* Begin a transaction under the map lock (taken shared), adopting a map
  * grown by another process. @return 0; -EROFS write on a read-only store;
@@ -154,6 +219,14 @@ static inline int ckr_st_public_err(int rc)
 
 /* CLOCK_REALTIME in nanoseconds. */
 uint64_t ckr_st_now_ns(void);
+
+/* Small meta values. @return an LMDB code. */
+int ckr_st_get_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t *out);
+int ckr_st_put_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t val);
+
+/* Migrate a schema-1 store to schema 2 inside txn (store_migrate.c).
+ * @return 0; CKR_ECORRUPT; CKR_STORE_MAPFULL; -ENOMEM; -EIO. */
+int ckr_st_migrate_1_to_2(MDB_txn *txn, ckr_store *s);
 
 static inline void ckr_st_put_be64(uint8_t *p, uint64_t v)
 {

@@ -4,15 +4,22 @@
  * single writer makes the claim atomic across processes), load its resume
  * state, and prune finished runs.
  *
- * "Interrupted" = RUNNING and the owner (pid + start time) is not alive.
- * "Drained" = the owner's token is in `owners` (the flusher reclaimed its
- * lane after draining it), or the run was written under another segment
- * epoch than the current one (the segment, and its ring, were recreated).
- * A claim stamps the run with the current epoch: the claimer writes into
- * the current segment.
+ * Liveness of a run's owner (ring/PROTOCOL.md, "Ended owners"):
+ *   ended  its identity (token + nonce) is in `owners` — the flusher saw it
+ *          gone and drained every lane it held — or the run was written
+ *          under a retired segment epoch: nothing of it can still arrive;
+ *   dead   not ended, but /proc says the token is gone (same pid namespace
+ *          only): its events may still be in the ring (CKR_ENOTDRAINED);
+ *   alive  otherwise (also an owner of another pid namespace: only the
+ *          flusher's kernel-backed verdict can end it).
+ * "Interrupted" = RUNNING and the owner is not alive; claimable = RUNNING
+ * and ended. A claim stamps the run with the current epoch: the claimer
+ * writes into the current segment.
  *
  * Concurrency: any thread of any process, concurrently with the flusher;
- * claims and prunes refuse (-EBUSY) while this handle has a batch open.
+ * claims and prunes refuse (-EBUSY) while the calling thread itself holds a
+ * batch open on the same environment (LMDB allows one write transaction
+ * per thread).
  */
 #include "persist/store_internal.h"
 
@@ -20,6 +27,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "shm/proc.h"
 
@@ -42,22 +50,38 @@ static void copy_text(char *dst, size_t cap, const uint8_t *src, size_t n)
 	dst[n] = '\0';
 }
 
+typedef enum owner_state { OWNER_ALIVE, OWNER_DEAD, OWNER_ENDED } owner_state;
+
+static owner_state judge_owner(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+			       const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set)
+{
+	if (ckr_st_owner_ended(txn, s, r, epoch, epoch_set))
+		return OWNER_ENDED;
+	return ckr_proc_judge(r->owner.token, r->owner.pidns) == CKR_PROC_DEAD
+		       ? OWNER_DEAD
+		       : OWNER_ALIVE;
+}
+
 static void fill_info(ckr_run_info *in, const uint8_t *id, size_t id_len,
-		      const ckr_rec *r, bool drained)
+		      const ckr_rec *r, owner_state os)
 {
 	memset(in, 0, sizeof *in);
 	memcpy(in->id, id, id_len);
 	in->id_len = id_len;
 	in->state = (ckr_run_state)r->state;
 	in->kind = (ckr_kind)r->kind;
-	in->owner_pid = (uint32_t)ckr_token_pid(r->owner);
-	in->owner_start = ckr_token_start(r->owner);
-	in->owner_alive = ckr_proc_alive(r->owner);
-	in->owner_drained = drained;
+	in->owner_pid = (uint32_t)ckr_token_pid(r->owner.token);
+	in->owner_start = ckr_token_start(r->owner.token);
+	in->owner_alive = os == OWNER_ALIVE;
+	in->owner_drained = os == OWNER_ENDED;
 	in->incarnation = r->incarnation;
 	in->attempts = r->attempts;
 	in->events = r->events;
 	in->last_seq = r->last_seq;
+	in->prefix_seq = r->prefix_seq;
+	in->set_aside = r->set_aside;
+	in->created_ns = r->created_ns;
+	in->finished_ns = r->finished_ns;
 	in->bytes = r->bytes;
 	copy_text(in->label, sizeof in->label, r->label, r->label_len);
 	copy_text(in->error, sizeof in->error, r->error, r->error_len);
@@ -65,7 +89,7 @@ static void fill_info(ckr_run_info *in, const uint8_t *id, size_t id_len,
 
 /* ---- list / get ---- */
 
-static bool wanted(int which, const ckr_run_info *in)
+static bool wanted(ckr_list_which which, const ckr_run_info *in)
 {
 	if (which == CKR_LIST_ALL)
 		return true;
@@ -92,8 +116,8 @@ static int push_info(ckr_run_info **v, size_t n, size_t *cap,
 
 /* Walk `runs`; records that do not decode are skipped (ckr_store_get on
  * them reports CKR_ECORRUPT), so one bad record cannot hide the others. */
-static int list_runs(ckr_store *s, MDB_txn *txn, int which, ckr_run_info **v,
-		     size_t *n)
+static int list_runs(ckr_store *s, MDB_txn *txn, ckr_list_which which,
+		     ckr_run_info **v, size_t *n)
 {
 	uint8_t epoch[CKR_EPOCH_BYTES];
 	bool epoch_set;
@@ -114,8 +138,10 @@ static int list_runs(ckr_store *s, MDB_txn *txn, int which, ckr_run_info **v,
 		if (!id_ok(k.mv_data, k.mv_size) ||
 		    ckr_st_rec_decode(val.mv_data, val.mv_size, &r) != 0)
 			continue;
-		fill_info(&in, k.mv_data, k.mv_size, &r,
-			  ckr_st_owner_drained(txn, s, &r, epoch, epoch_set));
+		owner_state os = r.state == CKR_RUN_RUNNING
+					 ? judge_owner(txn, s, &r, epoch, epoch_set)
+					 : OWNER_ENDED;
+		fill_info(&in, k.mv_data, k.mv_size, &r, os);
 		if (!wanted(which, &in))
 			continue;
 		err = push_info(v, *n, &cap, &in);
@@ -128,7 +154,8 @@ static int list_runs(ckr_store *s, MDB_txn *txn, int which, ckr_run_info **v,
 	return rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
 }
 
-int ckr_store_list(ckr_store *s, int which, ckr_run_info **out, size_t *n)
+int ckr_store_list(ckr_store *s, ckr_list_which which, ckr_run_info **out,
+		   size_t *n)
 {
 	ckr_run_info *v = NULL;
 	size_t count = 0;
@@ -170,16 +197,96 @@ int ckr_store_get(ckr_store *s, const void *id, size_t id_len,
 		rc = ckr_st_current_epoch(txn, s, epoch, &epoch_set);
 	if (rc == 0)
 		fill_info(out, id, id_len, &r,
-			  ckr_st_owner_drained(txn, s, &r, epoch, epoch_set));
+			  r.state == CKR_RUN_RUNNING ? judge_owner(txn, s, &r, epoch, epoch_set)
+						     : OWNER_ENDED);
 	ckr_st_txn_abort(s, txn);
 	return rc;
 }
 
+/* Append id to *v unless it is there. */
+static int add_identity(ckr_identity **v, size_t *n, size_t *cap, const ckr_identity *id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (ckr_identity_eq(&(*v)[i], id))
+			return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		ckr_identity *p = realloc(*v, c * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = *id;
+	return 0;
+}
+
+static int dead_owners(ckr_store *s, MDB_txn *txn, ckr_identity **v, size_t *n)
+{
+	uint8_t epoch[CKR_EPOCH_BYTES];
+	bool epoch_set;
+	size_t cap = 0;
+	MDB_cursor *c;
+	MDB_val k, val;
+	ckr_rec r;
+	int rc = ckr_st_current_epoch(txn, s, epoch, &epoch_set);
+
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, s->dbi[CKR_DB_RUNS], &c);
+	if (rc)
+		return ckr_st_err(rc);
+	int err = 0;
+	while (!err && (rc = mdb_cursor_get(c, &k, &val, MDB_NEXT)) == 0) {
+		if (ckr_st_rec_decode(val.mv_data, val.mv_size, &r) != 0 ||
+		    r.state != CKR_RUN_RUNNING)
+			continue;
+		if (judge_owner(txn, s, &r, epoch, epoch_set) == OWNER_DEAD)
+			err = add_identity(v, n, &cap, &r.owner);
+	}
+	mdb_cursor_close(c);
+	if (err)
+		return err;
+	return rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
+}
+
+int ckr_store_dead_owners(ckr_store *s, ckr_identity **out, size_t *n)
+{
+	ckr_identity *v = NULL;
+	size_t count = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if (!s || !out || !n)
+		return -EINVAL;
+	rc = ckr_st_txn_begin(s, false, &txn);
+	if (rc)
+		return rc;
+	rc = dead_owners(s, txn, &v, &count);
+	ckr_st_txn_abort(s, txn);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int ckr_store_begin_check(void *ctx, const void *id, size_t id_len)
+{
+	ckr_run_info info;
+	int rc = ckr_store_get(ctx, id, id_len, &info);
+	if (rc == 0)
+		return -EEXIST;
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* ---- claim ---- */
 
-/* May this process take r over? @return 0 or the claim's refusal. */
+/* May the process `self` take r over (K1)? @return 0 or the refusal. */
 static int claim_check(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
-		       uint64_t self)
+		       const ckr_identity *self)
 {
 	uint8_t epoch[CKR_EPOCH_BYTES];
 	bool epoch_set;
@@ -187,39 +294,86 @@ static int claim_check(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
 
 	if (r->state != CKR_RUN_RUNNING)
 		return CKR_ETERMINAL;
-	if (ckr_proc_alive(r->owner)) {
-		/* A live owner that took the run by a claim is a recoverer that
-		 * won: the caller lost a race. Otherwise the run simply runs. */
-		if (r->owner == self || r->attempts == 0)
-			return CKR_ENOTINTERRUPTED;
-		return CKR_ECLAIMED;
-	}
 	rc = ckr_st_current_epoch(txn, s, epoch, &epoch_set);
 	if (rc)
 		return rc;
-	return ckr_st_owner_drained(txn, s, r, epoch, epoch_set) ? 0
-								 : CKR_ENOTDRAINED;
+	switch (judge_owner(txn, s, r, epoch, epoch_set)) {
+	case OWNER_ENDED:
+		return 0;
+	case OWNER_DEAD:
+		return CKR_ENOTDRAINED;
+	case OWNER_ALIVE:
+		break;
+	}
+	/* A live owner that took the run by a claim is a recoverer that won:
+	 * the caller lost a race. Otherwise the run simply runs. */
+	if (ckr_identity_eq(&r->owner, self) || r->attempts == 0)
+		return CKR_ENOTINTERRUPTED;
+	return CKR_ECLAIMED;
 }
 
 static uint32_t max_attempts(MDB_txn *txn, const ckr_store *s)
 {
-	MDB_val k = { 12, "max_attempts" }, v;
 	uint32_t n;
 
 	if (s->max_attempts)
 		return s->max_attempts;
-	if (mdb_get(txn, s->dbi[CKR_DB_META], &k, &v) == 0 && v.mv_size == 4 &&
-	    (n = (uint32_t)ckr_st_get_le(v.mv_data, 4)) > 0)
+	if (ckr_st_get_u32(txn, s->dbi[CKR_DB_META], "max_attempts", &n) == 0 && n > 0)
 		return n;
 	return DEFAULT_MAX_ATTEMPTS;
 }
 
-/* Write the claim into r: a new incarnation owned by self, or, past the
- * maximum, a failed run. @return 0; CKR_EEXHAUSTED (r written); -errno. */
+/* K3: move the rows past the gap-free prefix to set_aside. *moved: rows. */
+static int set_aside_tail(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+			  size_t id_len, ckr_rec *r, uint64_t *moved)
+{
+	uint8_t kb[CKR_EVENT_KEY_MAX], ab[CKR_ASIDE_KEY_MAX];
+	size_t kn = ckr_st_event_key(kb, id, id_len, r->prefix_seq + 1);
+	MDB_cursor *c;
+	MDB_val k, v;
+	ckr_event ev;
+	int rc = mdb_cursor_open(txn, s->dbi[CKR_DB_EVENTS], &c);
+
+	*moved = 0;
+	if (rc)
+		return ckr_st_err(rc);
+	for (;;) {
+		k.mv_size = kn;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 && (k.mv_size != kn || memcmp(k.mv_data, kb, kn - 8)))) {
+			rc = 0;
+			break;
+		}
+		if (rc)
+			break;
+		uint64_t seq = ckr_st_get_be64((const uint8_t *)k.mv_data + kn - 8);
+		uint32_t inc = ckr_event_decode(v.mv_data, v.mv_size, &ev) == 0
+				       ? ev.incarnation
+				       : 0;
+		MDB_val ak = { ckr_st_aside_key(ab, id, id_len, inc, seq), ab };
+		r->bytes -= v.mv_size <= r->bytes ? v.mv_size : r->bytes;
+		rc = mdb_put(txn, s->dbi[CKR_DB_SET_ASIDE], &ak, &v, 0);
+		if (rc == 0)
+			rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+		(*moved)++;
+	}
+	mdb_cursor_close(c);
+	return ckr_st_err(rc);
+}
+
+/* Write the claim into r: a new incarnation and writer owned by self with
+ * the dead writer's tenure closed, or, past the maximum, a failed run.
+ * @return 0; CKR_EEXHAUSTED (r written); -errno. */
 static int claim_write(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
-		       size_t id_len, ckr_rec *r, uint64_t self, ckr_buf *tmp)
+		       size_t id_len, ckr_rec *r, const ckr_identity *self,
+		       uint64_t writer, ckr_claim *out, ckr_buf *tmp)
 {
 	bool epoch_set;
+	uint64_t moved = 0;
 	int rc;
 
 	r->updated_ns = ckr_st_now_ns();
@@ -231,9 +385,20 @@ static int claim_write(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		rc = ckr_st_rec_put(txn, s, id, id_len, r, tmp);
 		return rc ? rc : CKR_EEXHAUSTED;
 	}
+	out->gap_seq = r->last_seq > r->prefix_seq ? r->prefix_seq + 1 : 0;
+	if (out->gap_seq) {
+		rc = set_aside_tail(txn, s, id, id_len, r, &moved);
+		if (rc)
+			return rc;
+		r->events -= moved <= r->events ? moved : r->events;
+		r->set_aside += moved;
+		r->last_seq = r->prefix_seq;
+	}
+	out->set_aside = moved;
 	r->incarnation++;
 	r->attempts++;
-	r->owner = self;
+	r->owner = *self;
+	r->writer = writer;
 	rc = ckr_st_current_epoch(txn, s, r->epoch, &epoch_set);
 	return rc ? rc : ckr_st_rec_put(txn, s, id, id_len, r, tmp);
 }
@@ -241,21 +406,36 @@ static int claim_write(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 static void fill_claim(ckr_claim *out, const uint8_t *id, size_t id_len,
 		       const ckr_rec *r)
 {
-	memset(out, 0, sizeof *out);
 	memcpy(out->id, id, id_len);
 	out->id_len = id_len;
 	out->kind = (ckr_kind)r->kind;
 	out->incarnation = r->incarnation;
+	out->writer = r->writer;
+	out->owner_token = r->owner.token;
+	out->owner_nonce = r->owner.nonce;
 	out->next_seq = r->last_seq + 1;
+	out->bytes = r->bytes;
 	out->attempts = r->attempts;
 	copy_text(out->label, sizeof out->label, r->label, r->label_len);
+}
+
+/* A random writer id for a claim (never 0). */
+static int claim_writer(uint64_t *w)
+{
+	do {
+		if (getrandom(w, sizeof *w, 0) != (ssize_t)sizeof *w)
+			return -errno;
+	} while (*w == 0);
+	return 0;
 }
 
 int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
 		    ckr_claim *out)
 {
 	ckr_buf rec = { 0 }, tmp = { 0 };
-	uint64_t self;
+	ckr_identity self;
+	uint64_t writer;
+	ckr_claim cl;
 	MDB_txn *txn;
 	ckr_rec r;
 	int rc;
@@ -264,27 +444,31 @@ int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
 		return -EINVAL;
 	if (s->read_only)
 		return -EROFS;
-	if (atomic_load(&s->batch_open))
+	if (ckr_st_batch_mine(s))
 		return -EBUSY;
-	rc = ckr_proc_self_token(&self);
+	rc = ckr_proc_self_identity(&self);
+	if (rc == 0)
+		rc = claim_writer(&writer);
+	if (rc == 0)
+		rc = ckr_st_txn_begin(s, true, &txn);
 	if (rc)
 		return rc;
-	rc = ckr_st_txn_begin(s, true, &txn);
-	if (rc)
-		return rc;
+	memset(&cl, 0, sizeof cl);
 	rc = ckr_st_rec_get(txn, s, id, id_len, &r, &rec);
 	if (rc == 0)
-		rc = claim_check(txn, s, &r, self);
+		rc = claim_check(txn, s, &r, &self);
 	if (rc == 0)
-		rc = claim_write(txn, s, id, id_len, &r, self, &tmp);
+		rc = claim_write(txn, s, id, id_len, &r, &self, writer, &cl, &tmp);
 	if (rc == 0 || rc == CKR_EEXHAUSTED) {
 		int crc = ckr_st_txn_commit(s, txn);
 		rc = crc ? crc : rc;
 	} else {
 		ckr_st_txn_abort(s, txn);
 	}
-	if (rc == 0)
-		fill_claim(out, id, id_len, &r);
+	if (rc == 0) {
+		fill_claim(&cl, id, id_len, &r);
+		*out = cl;
+	}
 	free(rec.p);
 	free(tmp.p);
 	return ckr_st_public_err(rc);
@@ -306,8 +490,10 @@ typedef struct walk {
 	size_t meta_len;
 	const uint8_t *label;
 	size_t label_len;
-	size_t n_items, n_gaps, bytes; /* counted (sizing) or filled so far */
-	ckr_blob *items;       /* NULL while sizing */
+	size_t n_items, n_gaps, n_aside, bytes; /* counted or filled so far */
+	bool sizing;           /* walk 1: count only */
+	ckr_blob *items;
+	ckr_blob *aside;       /* set-aside rows */
 	uint64_t *gaps;
 	uint8_t *heap;         /* next free byte of the bytes area */
 } walk;
@@ -338,19 +524,21 @@ static int add_gaps(walk *w, uint64_t from, uint64_t to)
 }
 
 /* A row of the gap-free prefix: count it, or copy it. */
-static void add_item(walk *w, const ckr_event *ev)
+/* A message or phase row: count it, or copy it into to[(*n)++]. */
+static void add_blob(walk *w, const ckr_event *ev, ckr_blob *to, size_t *n)
 {
 	bool phase = ev->type == CKR_EV_PHASE;
 	const uint8_t *data = phase ? ev->u.phase.data : ev->u.message.data;
 	size_t len = phase ? ev->u.phase.len : ev->u.message.len;
 
-	if (!w->items) {
+	if (w->sizing) {
 		w->bytes += len + (phase ? ev->u.phase.name_len + 1 : 0);
-		w->n_items++;
+		(*n)++;
 		return;
 	}
-	ckr_blob *b = &w->items[w->n_items++];
+	ckr_blob *b = &to[(*n)++];
 	b->seq = ev->seq;
+	b->incarnation = ev->incarnation;
 	if (phase) {
 		b->index = ev->u.phase.index;
 		b->name = (char *)take_bytes(w, ev->u.phase.name,
@@ -388,8 +576,38 @@ static int walk_row(walk *w, const MDB_val *v, const uint8_t *id, size_t id_len,
 	}
 	*expect = seq + 1;
 	if (*prefix && ev.type == w->want)
-		add_item(w, &ev);
+		add_blob(w, &ev, w->items, &w->n_items);
 	return 0;
+}
+
+/* The run's set-aside rows (key id, incarnation, seq), in key order. */
+static int walk_aside(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		      size_t id_len, walk *w)
+{
+	uint8_t kb[CKR_ASIDE_KEY_MAX];
+	size_t kn = ckr_st_aside_key(kb, id, id_len, 0, 0);
+	MDB_val k = { kn, kb }, v;
+	MDB_cursor *c;
+	ckr_event ev;
+	int rc = mdb_cursor_open(txn, s->dbi[CKR_DB_SET_ASIDE], &c);
+
+	if (rc)
+		return ckr_st_err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != kn || memcmp(k.mv_data, kb, 1 + id_len))
+			break;
+		if (ckr_event_decode(v.mv_data, v.mv_size, &ev) != 0 ||
+		    (ev.type != CKR_EV_MESSAGE && ev.type != CKR_EV_PHASE)) {
+			rc = CKR_ECORRUPT;
+			break;
+		}
+		add_blob(w, &ev, w->aside, &w->n_aside);
+	}
+	mdb_cursor_close(c);
+	if (rc == CKR_ECORRUPT)
+		return rc;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
 }
 
 static int walk_run(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
@@ -436,6 +654,16 @@ static void walk_init(walk *w, const ckr_rec *r)
 	w->label_len = r->label_len;
 }
 
+/* Both walks: the run's rows, then its set-aside rows. */
+static int walk_all(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		    size_t id_len, walk *w)
+{
+	int rc = walk_run(txn, s, id, id_len, w);
+	if (rc == 0 && w->r->set_aside)
+		rc = walk_aside(txn, s, id, id_len, w);
+	return rc;
+}
+
 /* Size (walk 1), allocate, fill (walk 2). */
 static int build_resume(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 			size_t id_len, const ckr_rec *r, ckr_resume **out)
@@ -444,25 +672,28 @@ static int build_resume(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	int rc;
 
 	walk_init(&w, r);
-	rc = walk_run(txn, s, id, id_len, &w);
+	w.sizing = true;
+	rc = walk_all(txn, s, id, id_len, &w);
 	if (rc)
 		return rc;
-	size_t n_items = w.n_items, n_gaps = w.n_gaps;
-	size_t total = sizeof(ckr_resume) + n_items * sizeof(ckr_blob) +
+	size_t n_items = w.n_items, n_gaps = w.n_gaps, n_aside = w.n_aside;
+	size_t total = sizeof(ckr_resume) + (n_items + n_aside) * sizeof(ckr_blob) +
 		       n_gaps * sizeof(uint64_t) + w.bytes + w.meta_len;
 	uint8_t *block = calloc(1, total);
 	if (!block)
 		return -ENOMEM;
 	ckr_resume *rs = (ckr_resume *)(void *)block;
 	ckr_blob *items = (ckr_blob *)(void *)(rs + 1);
-	uint64_t *gaps = (uint64_t *)(void *)(items + n_items);
+	ckr_blob *aside = items + n_items;
+	uint64_t *gaps = (uint64_t *)(void *)(aside + n_aside);
 
 	walk_init(&w, r);
 	w.items = items;
+	w.aside = aside;
 	w.gaps = gaps;
 	w.heap = (uint8_t *)(gaps + n_gaps);
-	rc = walk_run(txn, s, id, id_len, &w);
-	if (rc == 0 && (w.n_items != n_items || w.n_gaps != n_gaps))
+	rc = walk_all(txn, s, id, id_len, &w);
+	if (rc == 0 && (w.n_items != n_items || w.n_gaps != n_gaps || w.n_aside != n_aside))
 		rc = -EIO; /* cannot happen within one read transaction */
 	if (rc) {
 		free(block);
@@ -480,6 +711,8 @@ static int build_resume(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		rs->history = n_items ? items : NULL;
 		rs->n_history = n_items;
 	}
+	rs->set_aside = n_aside ? aside : NULL;
+	rs->n_set_aside = n_aside;
 	rs->gaps = n_gaps ? gaps : NULL;
 	rs->n_gaps = n_gaps;
 	copy_text(rs->label, sizeof rs->label, w.label, w.label_len);
@@ -593,7 +826,9 @@ static int prune_one(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		rc = ckr_st_rec_clear(txn, s, id, id_len, &r);
 		return rc ? rc : ckr_st_rec_put(txn, s, id, id_len, &r, tmp);
 	}
-	rc = ckr_st_delete_events(txn, s, id, id_len);
+	rc = ckr_st_delete_run_rows(txn, s, CKR_DB_EVENTS, id, id_len);
+	if (rc == 0)
+		rc = ckr_st_delete_run_rows(txn, s, CKR_DB_SET_ASIDE, id, id_len);
 	return rc ? rc : ckr_st_err(mdb_del(txn, s->dbi[CKR_DB_RUNS], &k, NULL));
 }
 
@@ -608,7 +843,7 @@ int ckr_store_prune(ckr_store *s, uint32_t completed_age_s, uint32_t failed_age_
 		return -EINVAL;
 	if (s->read_only)
 		return -EROFS;
-	if (atomic_load(&s->batch_open))
+	if (ckr_st_batch_mine(s))
 		return -EBUSY;
 	if (!completed_age_s && !failed_age_s)
 		return 0;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "ring/crc32c.h"
+#include "shm/futex.h"
 
 #ifdef CKR_TEST_HOOKS
 void (*ckr_lane_test_after_claim)(ckr_lane *l, uint64_t pos);
@@ -87,22 +88,12 @@ static bool seal_valid(const ckr_lane *l, uint64_t w, uint64_t pos)
 	return len >= CKR_REC_HEADER && len <= max_total(l);
 }
 
-/* splitmix64 finaliser: the lane's salt from the segment epoch. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out)
 {
 	uint64_t e0, e1;
 	memcpy(&e0, seg->epoch, 8);
 	memcpy(&e1, seg->epoch + 8, 8);
-	out->salt = mix64(e0 ^ mix64(e1 + index)) & LAP_MASK;
+	out->salt = ckr_mix64(e0 ^ ckr_mix64(e1 + index)) & LAP_MASK;
 	out->ctl = (ckr_lane_ctl *)(void *)(seg->base + CKR_SEG_CTL_OFFSET +
 					    (uint64_t)index * CKR_LANE_CTL_SIZE);
 	out->data = seg->base + seg->data_offset + (uint64_t)index * seg->lane_capacity;
@@ -111,49 +102,164 @@ void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out)
 	out->shift = seg->lane_shift;
 	out->index = index;
 	out->max_record = seg->max_record;
+	out->n_slots = seg->writers_per_lane;
+	out->slots = (ckr_writer_slot *)(void *)(seg->base + seg->writers_offset +
+						 (uint64_t)index * seg->writers_per_lane *
+							 CKR_WRITER_SLOT_SIZE);
 }
 
 /* ------------------------------------------------------------------ */
 /* ownership                                                           */
 /* ------------------------------------------------------------------ */
 
-int ckr_lane_acquire(const ckr_segment *seg, uint64_t token, uint32_t hint,
-		     uint32_t *index)
+/* A2..A4 on lane l, whose lock we hold: the owner word must be free. */
+static bool take_owner_word(ckr_lane *l, const ckr_identity *id)
+{
+	uint64_t expected = 0;
+	/* relaxed pre-check: the CAS below decides. A DETACHED or dead
+	 * tenure that the flusher has not freed yet is not free. */
+	if (atomic_load_explicit(&l->ctl->owner, memory_order_relaxed) != 0)
+		return false;
+	/* A3, relaxed: nobody reads these while owner is 0 (the flusher reads
+	 * them only after an acquire load of a non-zero owner, which the
+	 * release CAS below publishes them through), and no other attacher
+	 * can be here: we hold the lane's lock. */
+	atomic_store_explicit(&l->ctl->owner_nonce, id->nonce, memory_order_relaxed);
+	atomic_store_explicit(&l->ctl->owner_pidns, id->pidns, memory_order_relaxed);
+	atomic_store_explicit(&l->ctl->owner_since_ns, ckr_now_ns(CLOCK_REALTIME),
+			      memory_order_relaxed);
+	for (uint32_t i = 0; i < l->n_slots; i++)
+		ckr_lane_slot_drop(l, i);
+	/* A4, acq_rel: the acquire pairs with the consumer's release in
+	 * ckr_lane_free() (C7), so we see the lane's final tail and head; the
+	 * release publishes A3 to the flusher's acquire load of owner. */
+	return atomic_compare_exchange_strong_explicit(&l->ctl->owner, &expected,
+						       id->token, memory_order_acq_rel,
+						       memory_order_relaxed);
+}
+
+int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
+		     uint32_t hint, uint32_t *index)
 {
 	for (uint32_t k = 0; k < seg->lane_count; k++) {
 		ckr_lane l;
 		uint32_t i = (hint + k) % seg->lane_count;
 		ckr_lane_view(seg, i, &l);
-		uint64_t expected = 0;
-		/* acq_rel: the acquire pairs with the consumer's release in
-		 * ckr_lane_free() (C7), so we see the lane's final tail; the
-		 * release orders nothing of ours yet but is harmless. */
-		if (atomic_compare_exchange_strong_explicit(
-			    &l.ctl->owner, &expected, token, memory_order_acq_rel,
-			    memory_order_relaxed)) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			/* relaxed: informational gauge for the inspector. */
-			atomic_store_explicit(&l.ctl->owner_since_ns,
-					      (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
-					      memory_order_relaxed);
+		/* A1: the lock first, so a flusher that sees our token also
+		 * sees the lock held (G). */
+		int rc = ckr_seg_lock(seg, CKR_LOCK_LANE(i));
+		if (rc == -EAGAIN)
+			continue;
+		if (rc)
+			return rc;
+		if (take_owner_word(&l, id)) {
 			*index = i;
 			return 0;
 		}
+		ckr_seg_unlock(seg, CKR_LOCK_LANE(i));
 	}
 	return -EUSERS;
 }
 
-void ckr_lane_detach(ckr_lane *l, uint64_t token)
+void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token)
 {
 	uint64_t expected = token;
-	/* release: pairs with the consumer's acquire of owner in the flusher;
-	 * every seal we stored happens-before it sees DETACHED, so it may treat
-	 * any open claim as abandoned (there is none after a clean detach). */
+	/* D1, release: pairs with the consumer's acquire of owner in the
+	 * flusher; every seal we stored happens-before it sees DETACHED, so it
+	 * may treat any open claim as abandoned (there is none after a clean
+	 * detach). */
 	atomic_compare_exchange_strong_explicit(&l->ctl->owner, &expected,
 						token | CKR_OWNER_DETACHED,
 						memory_order_release,
 						memory_order_relaxed);
+	/* Only now the lock: a free lock under a plain token means death. */
+	ckr_seg_unlock(seg, CKR_LOCK_LANE(l->index));
+}
+
+bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
+			  uint64_t owner)
+{
+	if (owner == 0)
+		return false;
+	if (owner & CKR_OWNER_DETACHED)
+		return true;
+	/* The owner word was read (acquire) before this probe. It can only
+	 * change from this token to token|DETACHED (its owner) or to 0 (the
+	 * flusher itself, C7), so a free lock now means the tenure ended: by
+	 * death, exec, or a detach that set DETACHED meanwhile (clean). */
+	return ckr_seg_lock_held(seg, CKR_LOCK_LANE(l->index)) == 0;
+}
+
+void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out)
+{
+	out->token = owner & ~CKR_OWNER_DETACHED;
+	/* relaxed: published by the release CAS of owner (A4), which the
+	 * caller's acquire load of owner read. */
+	out->nonce = atomic_load_explicit(&l->ctl->owner_nonce, memory_order_relaxed);
+	out->pidns = atomic_load_explicit(&l->ctl->owner_pidns, memory_order_relaxed);
+}
+
+/* ---- writer slots ---- */
+
+void ckr_lane_slot_take(ckr_lane *l, uint32_t i, uint64_t writer)
+{
+	ckr_writer_slot *s = &l->slots[i];
+	/* relaxed: a rejection the flusher writes for the slot's previous
+	 * writer carries that writer's id, never ours (W2 compares), so the
+	 * reset needs no order; the release below publishes it anyway. */
+	atomic_store_explicit(&s->rej_writer, 0, memory_order_relaxed);
+	/* release: pairs with the flusher's acquire load in slot_reject(). */
+	atomic_store_explicit(&s->writer, writer, memory_order_release);
+}
+
+void ckr_lane_slot_drop(ckr_lane *l, uint32_t i)
+{
+	ckr_writer_slot *s = &l->slots[i];
+	/* relaxed: a flusher that still sees the old writer records a
+	 * rejection for it, which nobody will ask about (W3 compares ids). */
+	atomic_store_explicit(&s->writer, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->rej_writer, 0, memory_order_relaxed);
+}
+
+uint64_t ckr_lane_slot_writer(const ckr_lane *l, uint32_t i)
+{
+	/* relaxed: the owner process reads back its own stores. */
+	return atomic_load_explicit(&l->slots[i].writer, memory_order_relaxed);
+}
+
+void ckr_lane_slot_reject(ckr_lane *l, uint32_t i, uint64_t writer,
+			  uint64_t pos, ckr_reject_reason why)
+{
+	if (i >= l->n_slots || writer == 0)
+		return; /* an untrusted slot index: nobody to tell */
+	ckr_writer_slot *s = &l->slots[i];
+	/* acquire: pairs with slot_take()'s release. */
+	if (atomic_load_explicit(&s->writer, memory_order_acquire) != writer)
+		return;
+	/* relaxed: only this thread writes rej_writer once the slot is taken. */
+	if (atomic_load_explicit(&s->rej_writer, memory_order_relaxed) == writer)
+		return; /* an earlier rejection of this writer stands (monotone) */
+	atomic_store_explicit(&s->rej_pos, pos, memory_order_relaxed);
+	atomic_store_explicit(&s->rej_reason, (uint32_t)why, memory_order_relaxed);
+	/* release: pairs with the waiter's acquire load of rej_writer, so it
+	 * reads this rej_pos and rej_reason; the head store after this (C6,
+	 * release) orders it before the waiter's head check too. */
+	atomic_store_explicit(&s->rej_writer, writer, memory_order_release);
+}
+
+bool ckr_lane_slot_rejected(const ckr_lane *l, uint32_t i, uint64_t writer,
+			    uint64_t pos, ckr_reject_reason *why)
+{
+	const ckr_writer_slot *s = &l->slots[i];
+	/* acquire: pairs with slot_reject()'s release of rej_writer. */
+	if (atomic_load_explicit(&s->rej_writer, memory_order_acquire) != writer)
+		return false;
+	if (atomic_load_explicit(&s->rej_pos, memory_order_relaxed) > pos)
+		return false;
+	if (why)
+		*why = (ckr_reject_reason)atomic_load_explicit(&s->rej_reason,
+							       memory_order_relaxed);
+	return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -6,7 +6,7 @@
  * the comments of lane.c are that document's.
  *
  *   ckr_lane_ctl (256 bytes, in the control table)
- *   +0   line 0  owner                       (attach / detach / reclaim)
+ *   +0   line 0  owner, owner_nonce, owner_pidns (attach / detach / reclaim)
  *   +64  line 1  tail, head_cache, refused_full   (producers)
  *   +128 line 2  head, synced, drained       (the consumer)
  *
@@ -22,10 +22,17 @@
  * | call                     | who                        | may run with            |
  * |--------------------------|----------------------------|-------------------------|
  * | reserve/commit/push      | the owner process's threads| each other, the consumer|
+ * | slot_take/slot_drop      | the owner process          | the consumer            |
  * | read/release/free        | the flusher (one thread)   | producers               |
+ * | slot_reject              | the flusher                | producers               |
  * | lane_acquire/detach      | attaching process          | everything              |
- * A lane is written by threads of ONE process (its owner); that is what makes
- * a dead owner's open claims safe to skip.
+ * A lane is written by threads of ONE process (its owner), which holds the
+ * lane's kernel lock (byte 1 + index of the segment) for its tenure; that is
+ * what makes a dead owner's open claims safe to skip.
+ *
+ *   writer slots (32 bytes each, writers_per_lane per lane), ring/PROTOCOL.md
+ *   "Writer slots": writer (owner process) | rej_writer, rej_pos, rej_reason
+ *   (the flusher).
  */
 #ifndef CKR_LANE_H
 #define CKR_LANE_H
@@ -35,6 +42,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "shm/proc.h"
 #include "shm/segment.h"
 
 #define CKR_REC_HEADER 16
@@ -50,7 +58,9 @@ typedef struct ckr_lane_ctl {
 	/* line 0 */
 	_Atomic uint64_t owner;
 	_Atomic uint64_t owner_since_ns; /* CLOCK_REALTIME of the attach */
-	uint8_t pad0[48];
+	_Atomic uint64_t owner_nonce;    /* the owner's identity (with owner) */
+	_Atomic uint64_t owner_pidns;    /* the owner's pid namespace, 0 unknown */
+	uint8_t pad0[32];
 	/* line 1: producers */
 	_Atomic uint64_t tail;
 	_Atomic uint64_t head_cache;
@@ -66,6 +76,31 @@ typedef struct ckr_lane_ctl {
 
 _Static_assert(sizeof(ckr_lane_ctl) == CKR_LANE_CTL_SIZE, "lane ctl size");
 
+/* A writer slot: which writer (run handle) of the owner process uses it, and
+ * the first rejection the flusher reported for that writer. */
+typedef struct ckr_writer_slot {
+	_Atomic uint64_t writer;     /* owner process; 0 = free */
+	_Atomic uint64_t rej_writer; /* flusher: whose rejection is below */
+	_Atomic uint64_t rej_pos;    /* flusher: end of the first rejected event */
+	_Atomic uint32_t rej_reason; /* flusher: ckr_reject_reason */
+	uint32_t pad;
+} ckr_writer_slot;
+
+_Static_assert(sizeof(ckr_writer_slot) == CKR_WRITER_SLOT_SIZE, "slot size");
+
+/* Why the flusher rejected an event (ring/PROTOCOL.md, acceptance rule). */
+typedef enum ckr_reject_reason {
+	CKR_REJECT_NONE = 0,
+	CKR_REJECT_DUP_BEGIN,  /* begin of a run that already has a record */
+	CKR_REJECT_FOREIGN,    /* the run has another writer */
+	CKR_REJECT_STALE,      /* another incarnation (fenced by a claim) */
+	CKR_REJECT_ORPHAN,     /* no such run */
+	CKR_REJECT_AFTER_END,  /* the run had finished */
+	CKR_REJECT_DUP_SEQ,    /* that sequence number is stored already */
+	CKR_REJECT_BAD_KIND,   /* a message for a multi-phase run or the reverse */
+	CKR_REJECT_BAD_BEGIN,  /* a begin that is not seq 0, incarnation 1 */
+	CKR_REJECT_COUNT
+} ckr_reject_reason;
 /* A process-local view of one lane; the geometry is copied from the
  * validated segment handle, never re-read from shared memory. */
 typedef struct ckr_lane {
@@ -77,6 +112,8 @@ typedef struct ckr_lane {
 	uint32_t index;
 	uint32_t max_record;
 	uint64_t salt;        /* lap tag salt, derived from the epoch */
+	ckr_writer_slot *slots;
+	uint32_t n_slots;
 } ckr_lane;
 
 /* The view of lane `index` (< seg->lane_count). This function can't fail. */
@@ -85,15 +122,60 @@ void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out);
 /* ---- ownership ---- */
 
 /*
- * Claim a free lane for the process `token`, starting the search at `hint`.
- * @return 0 and *index; -EUSERS no free lane.
+ * Claim a free lane for the process image `id` through the segment handle
+ * seg (read-write), starting the search at `hint` (A1..A4): takes the lane's
+ * kernel lock first, then the owner word, and clears the lane's writer
+ * slots. The lock stays held through seg's descriptor until detach.
+ * @return 0 and *index; -EUSERS no free lane; -errno of the lock.
  */
-int ckr_lane_acquire(const ckr_segment *seg, uint64_t token, uint32_t hint,
-		     uint32_t *index);
+int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
+		     uint32_t hint, uint32_t *index);
 
-/* The owner leaves: marks the lane DETACHED (the flusher frees it once it
- * has drained it). No thread of the owner may be pushing. */
-void ckr_lane_detach(ckr_lane *l, uint64_t token);
+/* The owner leaves (D1): marks the lane DETACHED (the flusher frees it once
+ * it has drained it), then drops the lane's lock. No thread of the owner may
+ * be pushing. */
+void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token);
+
+/*
+ * G: is the tenure under owner word `owner` gone — DETACHED, or a token
+ * whose lane lock is no longer held (the owner died or exec'd)? A free lane
+ * (0) is not gone: it may be attached at any moment. One F_OFD_GETLK system
+ * call for an owned lane: never on the push path. A failed probe counts as
+ * not gone.
+ */
+bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
+			  uint64_t owner);
+
+/* The owner identity recorded for the lane's tenure (token from `owner`).
+ * Meaningful while the owner word is non-zero. Can't fail. */
+void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out);
+
+/* ---- writer slots ---- */
+
+/* Give slot i to writer (owner process only; the slot must be free or
+ * drained by the caller's own bookkeeping). Can't fail. */
+void ckr_lane_slot_take(ckr_lane *l, uint32_t i, uint64_t writer);
+
+/* Free slot i (owner process only). Can't fail. */
+void ckr_lane_slot_drop(ckr_lane *l, uint32_t i);
+
+/* Which writer holds slot i now (0 = free)? Can't fail. */
+uint64_t ckr_lane_slot_writer(const ckr_lane *l, uint32_t i);
+
+/*
+ * The flusher reports that writer's event ending at pos was rejected (W2):
+ * recorded only if slot i still belongs to writer and holds no earlier
+ * rejection of it. Must happen before head passes pos. Can't fail.
+ */
+void ckr_lane_slot_reject(ckr_lane *l, uint32_t i, uint64_t writer,
+			  uint64_t pos, ckr_reject_reason why);
+
+/*
+ * W3: was writer's event ending at pos rejected? Valid once head >= pos
+ * (acquire). *why gets the reason. @return true rejected.
+ */
+bool ckr_lane_slot_rejected(const ckr_lane *l, uint32_t i, uint64_t writer,
+			    uint64_t pos, ckr_reject_reason *why);
 
 /* ---- producers ---- */
 

@@ -5,10 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 uint64_t ckr_token_make(pid_t pid, uint64_t start_ticks)
@@ -121,4 +125,92 @@ bool ckr_proc_alive(uint64_t token)
 	if (rc == -ESRCH)
 		return false;
 	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+uint64_t ckr_proc_pidns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+ckr_proc_verdict ckr_proc_judge(uint64_t token, uint64_t pidns)
+{
+	if (pidns != 0) {
+		uint64_t ours = ckr_proc_pidns();
+		if (ours != 0 && ours != pidns)
+			return CKR_PROC_UNKNOWN;
+	}
+	return ckr_proc_alive(token) ? CKR_PROC_ALIVE : CKR_PROC_DEAD;
+}
+
+/* The identity of this process image, remade when getpid() changes (a
+ * forked child). Process-wide by nature: identity is a property of the
+ * process. Guarded by self_lock. */
+static pthread_mutex_t self_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t self_pid;
+static ckr_identity self_id;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+/* A forked child has one thread: a lock held by another parent thread at
+ * fork time would never be released, so the child starts afresh. */
+static void self_after_fork(void)
+{
+	pthread_mutex_init(&self_lock, NULL);
+	self_pid = 0;
+}
+
+static void self_init(void)
+{
+	pthread_atfork(NULL, NULL, self_after_fork);
+}
+
+static int make_identity(ckr_identity *id)
+{
+	uint64_t nonce = 0;
+	int rc = ckr_proc_self_token(&id->token);
+	if (rc)
+		return rc;
+	while (nonce == 0) {
+		if (getrandom(&nonce, sizeof nonce, 0) == (ssize_t)sizeof nonce)
+			continue;
+		if (errno != EINTR)
+			return -errno;
+		nonce = 0;
+	}
+	id->nonce = nonce;
+	id->pidns = ckr_proc_pidns();
+	return 0;
+}
+
+int ckr_proc_self_identity(ckr_identity *out)
+{
+	int rc = 0;
+	pthread_once(&self_once, self_init);
+	pid_t pid = getpid();
+	pthread_mutex_lock(&self_lock);
+	if (self_pid != pid) {
+		rc = make_identity(&self_id);
+		self_pid = rc ? 0 : pid;
+	}
+	if (rc == 0)
+		*out = self_id;
+	pthread_mutex_unlock(&self_lock);
+	return rc;
+}
+
+/* Process-wide, like the identity it extends: writer ids must differ across
+ * all clients of one process image (a run begun again after close must get
+ * a new writer). A forked child continues the count under its own nonce. */
+static _Atomic uint64_t writer_count;
+
+uint64_t ckr_proc_next_writer(const ckr_identity *self)
+{
+	for (;;) {
+		/* relaxed: only uniqueness is needed, which the RMW gives. */
+		uint64_t n = atomic_fetch_add_explicit(&writer_count, 1,
+						       memory_order_relaxed);
+		uint64_t w = ckr_mix64(self->nonce ^ ckr_mix64(n + 1));
+		if (w != 0)
+			return w;
+	}
 }

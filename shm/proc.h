@@ -37,8 +37,70 @@ int ckr_proc_self_token(uint64_t *out);
 /*
  * Is the process named by token alive? False for token 0. When /proc cannot
  * tell (e.g. hidepid), falls back to kill(pid, 0), which can only err on the
- * side of "alive".
+ * side of "alive". Meaningful only for a token of this pid namespace (see
+ * ckr_proc_judge).
  */
 bool ckr_proc_alive(uint64_t token);
+
+/*
+ * The owner identity of a process image (ring/PROTOCOL.md, "Identities"):
+ * the token (pid + start time), a nonce of 64 random bits made once per
+ * process image (anew in a forked child, and after exec since memory is
+ * new), and the inode of the process's pid namespace (0 when unknown).
+ */
+typedef struct ckr_identity {
+	uint64_t token;
+	uint64_t nonce;
+	uint64_t pidns;
+} ckr_identity;
+
+/*
+ * This process image's identity (cached; recomputed in a forked child).
+ * @return 0; -EIO /proc unreadable; -errno of getrandom.
+ * Thread-safe; makes system calls (getpid at least): not for a hot path.
+ */
+int ckr_proc_self_identity(ckr_identity *out);
+
+/* Same process image? This function can't fail. */
+static inline bool ckr_identity_eq(const ckr_identity *a, const ckr_identity *b)
+{
+	return a->token == b->token && a->nonce == b->nonce;
+}
+
+/*
+ * A new writer id for this process image (ring/PROTOCOL.md "Identities"):
+ * distinct from every other writer id this image made, and (with the
+ * image's random nonce) from other images'. Never 0. Lock-free, no system
+ * call: safe on the begin path.
+ */
+uint64_t ckr_proc_next_writer(const ckr_identity *self);
+
+/* The inode of this process's pid namespace; 0 when /proc cannot tell. */
+uint64_t ckr_proc_pidns(void);
+
+typedef enum ckr_proc_verdict {
+	CKR_PROC_DEAD = 0,
+	CKR_PROC_ALIVE = 1,
+	CKR_PROC_UNKNOWN = 2, /* another pid namespace: /proc can't tell */
+} ckr_proc_verdict;
+
+/*
+ * Judge a token by /proc, only where /proc can: a token recorded in another
+ * pid namespace (pidns non-zero and not ours) is UNKNOWN.
+ */
+ckr_proc_verdict ckr_proc_judge(uint64_t token, uint64_t pidns);
+
+/*
+ * A 64-bit mixing function (splitmix64's finaliser): distinct inputs give
+ * distinct outputs. Pure; for writer ids and salts.
+ */
+static inline uint64_t ckr_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
 
 #endif /* CKR_PROC_H */

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ring/lane.h"
 #include "shm/futex.h"
 #include "shm/proc.h"
 
@@ -45,6 +46,8 @@ int ckr_segment_name_check(const char *name)
 
 /* "/NAME" for shm_open(). glibc's shm_open opens under /dev/shm with
  * O_NOFOLLOW | O_CLOEXEC, so a symlink planted there is never followed. */
+#define CKR_SHM_DIR "/dev/shm" /* where glibc's shm_open() keeps objects */
+
 static void shm_path(const char *name, char out[CKR_NAME_MAX + 2])
 {
 	snprintf(out, CKR_NAME_MAX + 2, "/%s", name);
@@ -55,30 +58,38 @@ static uint64_t round_up(uint64_t v, uint64_t to)
 	return (v + to - 1) / to * to;
 }
 
-static uint64_t data_offset_for(uint32_t lanes)
+/* The offsets of the writer slots and the lane data for a lane count. */
+static void offsets_for(uint32_t lanes, uint32_t writers, uint64_t *w_off,
+			uint64_t *d_off)
 {
-	return round_up(CKR_SEG_CTL_OFFSET + (uint64_t)lanes * CKR_LANE_CTL_SIZE, 4096);
+	*w_off = round_up(CKR_SEG_CTL_OFFSET + (uint64_t)lanes * CKR_LANE_CTL_SIZE, 4096);
+	*d_off = round_up(*w_off + (uint64_t)lanes * writers * CKR_WRITER_SLOT_SIZE, 4096);
 }
 
-int ckr_segment_geometry(const ckr_segment_opts *opts, uint32_t *lanes,
-			 uint64_t *lane_capacity, uint64_t *total)
+int ckr_segment_geometry(const ckr_segment_opts *opts, ckr_seg_geometry *g)
 {
 	uint32_t n = opts && opts->lanes ? opts->lanes : CKR_DEFAULT_LANES;
-	if (n > CKR_MAX_LANES)
+	uint32_t w = opts && opts->writers_per_lane ? opts->writers_per_lane
+						    : CKR_DEFAULT_WRITERS;
+	if (n > CKR_MAX_LANES || w > CKR_MAX_WRITERS)
 		return -EINVAL;
+	uint64_t w_off, d_off;
+	offsets_for(n, w, &w_off, &d_off);
 	uint64_t cap = CKR_DEFAULT_LANE_CAPACITY;
 	if (opts && opts->size) {
-		uint64_t off = data_offset_for(n);
-		if (opts->size < off + (uint64_t)n * CKR_LANE_MIN_CAPACITY)
+		if (opts->size < d_off + (uint64_t)n * CKR_LANE_MIN_CAPACITY)
 			return -EINVAL;
-		uint64_t per = (opts->size - off) / n;
+		uint64_t per = (opts->size - d_off) / n;
 		cap = CKR_LANE_MIN_CAPACITY;
 		while (cap * 2 <= per && cap * 2 <= CKR_LANE_MAX_CAPACITY)
 			cap *= 2;
 	}
-	*lanes = n;
-	*lane_capacity = cap;
-	*total = data_offset_for(n) + (uint64_t)n * cap;
+	g->lanes = n;
+	g->writers_per_lane = w;
+	g->lane_capacity = cap;
+	g->writers_offset = w_off;
+	g->data_offset = d_off;
+	g->total = d_off + (uint64_t)n * cap;
 	return 0;
 }
 
@@ -97,26 +108,29 @@ static uint32_t max_record_for(uint64_t cap)
 }
 
 /* Fill the header of a fresh, zeroed mapping; publish magic last. */
-static int init_header(uint8_t *base, uint32_t lanes, uint64_t cap,
-		       uint64_t total)
+static int init_header(uint8_t *base, const ckr_seg_geometry *g)
 {
 	ckr_seg_header *h = (ckr_seg_header *)(void *)base;
 	if (getrandom(h->epoch, sizeof h->epoch, 0) != (ssize_t)sizeof h->epoch)
 		return -errno;
 	h->layout_version = CKR_SEG_LAYOUT_VERSION;
 	h->header_size = CKR_SEG_CTL_OFFSET;
-	h->segment_size = total;
-	h->lane_count = lanes;
-	h->lane_shift = log2u64(cap);
-	h->lane_capacity = cap;
-	h->data_offset = data_offset_for(lanes);
-	h->max_record = max_record_for(cap);
+	h->segment_size = g->total;
+	h->lane_count = g->lanes;
+	h->lane_shift = log2u64(g->lane_capacity);
+	h->lane_capacity = g->lane_capacity;
+	h->writers_offset = g->writers_offset;
+	h->writers_per_lane = g->writers_per_lane;
+	h->data_offset = g->data_offset;
+	h->max_record = max_record_for(g->lane_capacity);
 	h->created_ns = ckr_now_ns(CLOCK_REALTIME);
 	uint64_t tok = 0;
 	(void)ckr_proc_self_token(&tok); /* informational only */
 	h->creator_token = tok;
-	/* Release: pairs with the acquire load of magic in read_header(); an
-	 * attacher that sees magic sees every field written above. */
+	/* Release: pairs with the acquire load of magic in read_header(). The
+	 * object gets its name only after this (create_named), so an attacher
+	 * never sees it without magic; the pairing also covers a hostile
+	 * object made by hand. */
 	atomic_store_explicit(&h->magic, magic_word(), memory_order_release);
 	return 0;
 }
@@ -136,37 +150,52 @@ static int size_object(int fd, const ckr_segment_opts *opts, uint64_t total)
 	return rc ? -rc : 0;
 }
 
-int ckr_segment_create(const char *name, const ckr_segment_opts *opts)
+/* Make the object complete under the temporary shm name tmp. */
+static int build_object(const char *tmp, const ckr_segment_opts *opts,
+			const ckr_seg_geometry *g)
 {
-	uint32_t lanes;
-	uint64_t cap, total;
-	char path[CKR_NAME_MAX + 2];
-	int rc = ckr_segment_name_check(name);
-	if (rc == 0)
-		rc = ckr_segment_geometry(opts, &lanes, &cap, &total);
-	if (rc)
-		return rc;
-	shm_path(name, path);
-	int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	int fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = size_object(fd, opts, total);
-	if (rc)
-		goto fail_unlink;
-	void *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (base == MAP_FAILED) {
-		rc = -errno;
-		goto fail_unlink;
+	int rc = size_object(fd, opts, g->total);
+	if (rc == 0) {
+		void *base = mmap(NULL, g->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED) {
+			rc = -errno;
+		} else {
+			rc = init_header(base, g);
+			munmap(base, g->total);
+		}
 	}
-	rc = init_header(base, lanes, cap, total);
-	munmap(base, total);
+	close(fd);
+	return rc;
+}
+
+int ckr_segment_create(const char *name, const ckr_segment_opts *opts)
+{
+	ckr_seg_geometry g;
+	char path[CKR_NAME_MAX + 2], tmp[CKR_NAME_MAX + 40];
+	char from[CKR_NAME_MAX + 60], to[CKR_NAME_MAX + 20];
+	uint64_t nonce;
+	int rc = ckr_segment_name_check(name);
+	if (rc == 0)
+		rc = ckr_segment_geometry(opts, &g);
 	if (rc)
-		goto fail_unlink;
-	close(fd);
-	return 0;
-fail_unlink:
-	shm_unlink(path);
-	close(fd);
+		return rc;
+	if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+		return -errno;
+	shm_path(name, path);
+	/* A leading '.' is never a valid segment name: no clash with users. */
+	snprintf(tmp, sizeof tmp, "/.ckr-%016llx-%s", (unsigned long long)nonce, name);
+	rc = build_object(tmp, opts, &g);
+	if (rc == 0) {
+		/* link() gives the complete object its name atomically, and
+		 * exclusively: it never replaces nor follows what is there. */
+		snprintf(from, sizeof from, "%s%s", CKR_SHM_DIR, tmp);
+		snprintf(to, sizeof to, "%s%s", CKR_SHM_DIR, path);
+		rc = link(from, to) == 0 ? 0 : -errno;
+	}
+	shm_unlink(tmp);
 	return rc;
 }
 
@@ -188,11 +217,15 @@ static int validate_header(const ckr_seg_header *h, uint64_t magic,
 		return CKR_ENOTSEG;
 	if (h->layout_version != CKR_SEG_LAYOUT_VERSION)
 		return CKR_EVERSION;
+	uint64_t w_off, d_off;
 	if (h->header_size != CKR_SEG_CTL_OFFSET || h->lane_count == 0 ||
 	    h->lane_count > CKR_MAX_LANES || h->lane_shift < 12 ||
-	    h->lane_shift > 32 ||
-	    h->lane_capacity != (UINT64_C(1) << h->lane_shift) ||
-	    h->data_offset != data_offset_for(h->lane_count) ||
+	    h->lane_shift > 32 || h->writers_per_lane == 0 ||
+	    h->writers_per_lane > CKR_MAX_WRITERS)
+		return CKR_ENOTSEG;
+	offsets_for(h->lane_count, h->writers_per_lane, &w_off, &d_off);
+	if (h->lane_capacity != (UINT64_C(1) << h->lane_shift) ||
+	    h->writers_offset != w_off || h->data_offset != d_off ||
 	    h->max_record != max_record_for(h->lane_capacity) ||
 	    h->segment_size != h->data_offset + h->lane_count * h->lane_capacity)
 		return CKR_ENOTSEG;
@@ -229,6 +262,76 @@ static int read_header(int fd, uint64_t object_size, ckr_seg_header *copy)
 	return validate_header(copy, magic, object_size);
 }
 
+/*
+ * Descriptors of read-write handles, which may hold kernel locks. A forked
+ * child shares their open file descriptions, so while it kept them open a
+ * dead parent's lanes would look alive; the child closes its copies at
+ * once (the parent's locks stay: they belong to the descriptions, which the
+ * parent still holds). Process-wide by nature, like fork itself; the
+ * prepare/parent handlers hold the lock across fork so the child sees a
+ * consistent list.
+ */
+static pthread_mutex_t lockfd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *lockfds;
+static size_t n_lockfds, cap_lockfds;
+static pthread_once_t lockfd_once = PTHREAD_ONCE_INIT;
+
+static void lockfd_prepare(void)
+{
+	pthread_mutex_lock(&lockfd_lock);
+}
+
+static void lockfd_parent(void)
+{
+	pthread_mutex_unlock(&lockfd_lock);
+}
+
+static void lockfd_child(void)
+{
+	for (size_t i = 0; i < n_lockfds; i++)
+		close(lockfds[i]);
+	n_lockfds = 0;
+	pthread_mutex_unlock(&lockfd_lock);
+}
+
+static void lockfd_init(void)
+{
+	pthread_atfork(lockfd_prepare, lockfd_parent, lockfd_child);
+}
+
+static int lockfd_add(int fd)
+{
+	int rc = 0;
+	pthread_once(&lockfd_once, lockfd_init);
+	pthread_mutex_lock(&lockfd_lock);
+	if (n_lockfds == cap_lockfds) {
+		size_t cap = cap_lockfds ? cap_lockfds * 2 : 16;
+		int *p = realloc(lockfds, cap * sizeof *p);
+		if (p) {
+			lockfds = p;
+			cap_lockfds = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 0)
+		lockfds[n_lockfds++] = fd;
+	pthread_mutex_unlock(&lockfd_lock);
+	return rc;
+}
+
+static void lockfd_remove(int fd)
+{
+	pthread_mutex_lock(&lockfd_lock);
+	for (size_t i = 0; i < n_lockfds; i++) {
+		if (lockfds[i] == fd) {
+			lockfds[i] = lockfds[--n_lockfds];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lockfd_lock);
+}
+
 static int open_object(const char *name, bool read_only, int *fd_out,
 		       uint64_t *size_out)
 {
@@ -256,6 +359,8 @@ static void copy_geometry(ckr_segment *out, const ckr_seg_header *h)
 	out->lane_count = h->lane_count;
 	out->lane_shift = h->lane_shift;
 	out->lane_capacity = h->lane_capacity;
+	out->writers_offset = h->writers_offset;
+	out->writers_per_lane = h->writers_per_lane;
 	out->data_offset = h->data_offset;
 	out->max_record = h->max_record;
 	memcpy(out->epoch, h->epoch, sizeof out->epoch);
@@ -281,12 +386,19 @@ int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out)
 		rc = -errno;
 		goto out_close;
 	}
+	if (!read_only && (rc = lockfd_add(fd)) != 0) {
+		munmap(base, h.segment_size);
+		goto out_close;
+	}
 	memset(out, 0, sizeof *out);
 	out->base = base;
 	out->size = h.segment_size;
+	out->fd = fd;
+	out->attach_pid = getpid();
 	out->read_only = read_only;
 	snprintf(out->name, sizeof out->name, "%s", name);
 	copy_geometry(out, &h);
+	return 0;
 out_close:
 	close(fd);
 	return rc;
@@ -297,5 +409,52 @@ void ckr_segment_detach(ckr_segment *seg)
 	if (seg && seg->base) {
 		munmap(seg->base, seg->size);
 		seg->base = NULL;
+		/* In a forked child a read-write handle's descriptor was
+		 * closed at fork (its number may belong to something else
+		 * now): leave it. */
+		if (seg->read_only) {
+			close(seg->fd);
+		} else if (seg->attach_pid == getpid()) {
+			lockfd_remove(seg->fd);
+			close(seg->fd);
+		}
+		seg->fd = -1;
 	}
+}
+
+static int lock_op(int fd, int cmd, short type, uint64_t byte, struct flock *fl)
+{
+	memset(fl, 0, sizeof *fl);
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = (off_t)byte;
+	fl->l_len = 1;
+	return fcntl(fd, cmd, fl) == 0 ? 0 : -errno;
+}
+
+int ckr_seg_lock(const ckr_segment *seg, uint64_t byte)
+{
+	struct flock fl;
+	int rc = lock_op(seg->fd, F_OFD_SETLK, F_WRLCK, byte, &fl);
+	return rc == -EACCES ? -EAGAIN : rc; /* POSIX allows either for "held" */
+}
+
+void ckr_seg_unlock(const ckr_segment *seg, uint64_t byte)
+{
+	struct flock fl;
+	(void)lock_op(seg->fd, F_OFD_SETLK, F_UNLCK, byte, &fl);
+}
+
+int ckr_seg_lock_held(const ckr_segment *seg, uint64_t byte)
+{
+	struct flock fl;
+	int rc = lock_op(seg->fd, F_OFD_GETLK, F_WRLCK, byte, &fl);
+	if (rc)
+		return rc;
+	return fl.l_type != F_UNLCK;
+}
+
+bool ckr_seg_flusher_alive(const ckr_segment *seg)
+{
+	return ckr_seg_lock_held(seg, CKR_LOCK_FLUSHER) != 0;
 }

@@ -1,20 +1,28 @@
 /*
  * segment.h — the shared-memory segment: create, attach, validate, unlink.
  *
- * Layout (all offsets from the start of the mapping; every region starts on
- * its own 4 KiB page so hot words never share a cache line with cold ones):
+ * Layout (layout version 2; all offsets from the start of the mapping; every
+ * region starts on its own 4 KiB page so hot words never share a cache line
+ * with cold ones):
  *
- *     0            ckr_seg_header   identity, geometry, epoch (immutable)
- *     +256         ckr_seg_flusher  flusher slot, heartbeat, wake words
- *     +512         ckr_seg_counters counters the flusher writes
- *     4096         ckr_lane_ctl[lane_count]   256 bytes each (see ring/lane.h)
- *     data_offset  lane data: lane_count x lane_capacity bytes, page aligned
+ *     0               ckr_seg_header   identity, geometry, epoch (immutable)
+ *     +256            ckr_seg_flusher  flusher slot, heartbeat, wake words
+ *     +512            ckr_seg_counters counters the flusher writes
+ *     4096            ckr_lane_ctl[lane_count]   256 bytes each (ring/lane.h)
+ *     writers_offset  writer slots: lane_count x writers_per_lane x 32 bytes
+ *     data_offset     lane data: lane_count x lane_capacity bytes
  *
- * The header is written once by the creator before it publishes `magic`
- * (release); an attacher reads `magic` (acquire) first, so it sees a fully
- * written header or "not a ckring segment". Everything an attacher derives
- * from the header is checked against the object's real size, so a hostile
- * or truncated object can never make us map or touch out of bounds.
+ * Kernel locks (OFD locks, F_OFD_SETLK) on bytes of the object, never on
+ * its contents: byte 0 is held by the flusher serving the segment, byte
+ * 1 + i by the owner of lane i (ring/PROTOCOL.md, "Lane tenure"). The kernel
+ * drops them when the holder dies or execs; they work across pid namespaces.
+ *
+ * Creation is atomic: the object is made and its header written under a
+ * temporary name (".ckr-..." in /dev/shm, never a valid segment name), then
+ * linked to its name, so an attacher sees a complete segment or none. An
+ * attacher still validates everything it derives from the header against
+ * the object's real size, so a hostile or truncated object can never make us
+ * map or touch out of bounds.
  *
  * Concurrency: create/attach/unlink may be called by any thread or process
  * at any time. A ckr_segment handle is immutable after attach and may be
@@ -27,11 +35,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ckring.h"
 
 #define CKR_SEG_MAGIC "CKRING\x01\x00"
-#define CKR_SEG_LAYOUT_VERSION 1
+#define CKR_SEG_LAYOUT_VERSION 2
 #define CKR_CACHELINE 64
 #define CKR_SEG_CTL_OFFSET 4096
 #define CKR_LANE_CTL_SIZE 256
@@ -41,6 +50,11 @@
 #define CKR_DEFAULT_LANES 16
 #define CKR_DEFAULT_LANE_CAPACITY (UINT64_C(1) << 20)
 #define CKR_MAX_RECORD_CAP (UINT32_C(16) << 20)
+#define CKR_WRITER_SLOT_SIZE 32
+#define CKR_DEFAULT_WRITERS 256
+#define CKR_MAX_WRITERS 65536
+#define CKR_LOCK_FLUSHER 0            /* lock byte of the flusher slot */
+#define CKR_LOCK_LANE(i) (1 + (uint64_t)(i)) /* lock byte of lane i */
 
 /* Immutable after creation. */
 typedef struct ckr_seg_header {
@@ -53,17 +67,19 @@ typedef struct ckr_seg_header {
 	uint64_t lane_capacity;
 	uint64_t data_offset;
 	uint32_t max_record;      /* largest record payload, bytes */
-	uint32_t reserved0;
+	uint32_t writers_per_lane;
 	uint8_t epoch[16];        /* random; new for every created segment */
 	uint64_t created_ns;      /* CLOCK_REALTIME */
 	uint64_t creator_token;
+	uint64_t writers_offset;
 } ckr_seg_header;
 
 /* The flusher's slot. */
 typedef struct ckr_seg_flusher {
-	/* Token of the flusher serving the segment; 0 = none. Claimed by CAS
-	 * (acq_rel) from 0 or from a dead flusher's token; released (store,
-	 * release) on clean exit. */
+	/* Token of the flusher serving the segment; 0 = none. Informational:
+	 * the flusher's liveness is its lock on byte CKR_LOCK_FLUSHER. Set
+	 * (release) once the lock is held, cleared (release) before it is
+	 * dropped. */
 	_Atomic uint64_t owner;
 	/* CLOCK_MONOTONIC ns of the flusher's last loop; relaxed: a gauge. */
 	_Atomic uint64_t heartbeat_ns;
@@ -91,16 +107,30 @@ typedef struct ckr_seg_counters {
 typedef struct ckr_segment {
 	uint8_t *base;
 	size_t size;
+	int fd;               /* O_CLOEXEC; kept for the kernel locks */
+	pid_t attach_pid;     /* the process that attached (fork detection) */
 	bool read_only;
 	char name[CKR_NAME_MAX + 1];
 	/* Copies of the validated geometry: never re-read from shared memory. */
 	uint32_t lane_count;
 	uint32_t lane_shift;
 	uint64_t lane_capacity;
+	uint64_t writers_offset;
+	uint32_t writers_per_lane;
 	uint64_t data_offset;
 	uint32_t max_record;
 	uint8_t epoch[16];
 } ckr_segment;
+
+/* The derived geometry of a segment. */
+typedef struct ckr_seg_geometry {
+	uint32_t lanes;
+	uint32_t writers_per_lane;
+	uint64_t lane_capacity;
+	uint64_t writers_offset;
+	uint64_t data_offset;
+	uint64_t total;
+} ckr_seg_geometry;
 
 /* Validate a segment name. @return 0; -EINVAL. */
 int ckr_segment_name_check(const char *name);
@@ -114,13 +144,34 @@ int ckr_segment_name_check(const char *name);
  */
 int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out);
 
-/* Unmap (the segment object stays). */
+/* Unmap and close the descriptor (the segment object stays; the locks
+ * taken through this handle are dropped). */
 void ckr_segment_detach(ckr_segment *seg);
 
 /* The derived geometry of a segment of opts (defaults applied).
  * @return 0; -EINVAL sizes out of range. */
-int ckr_segment_geometry(const ckr_segment_opts *opts, uint32_t *lanes,
-			 uint64_t *lane_capacity, uint64_t *total);
+int ckr_segment_geometry(const ckr_segment_opts *opts, ckr_seg_geometry *g);
+
+/*
+ * Take the kernel lock on byte `byte` of the segment through this handle
+ * (F_OFD_SETLK, write lock, never waits).
+ * @return 0; -EAGAIN another descriptor holds it; -errno (-EBADF: a
+ *         read-only handle).
+ */
+int ckr_seg_lock(const ckr_segment *seg, uint64_t byte);
+
+/* Drop a lock taken through this handle. This function can't fail. */
+void ckr_seg_unlock(const ckr_segment *seg, uint64_t byte);
+
+/*
+ * Is byte `byte` locked through another open file description (F_OFD_GETLK)?
+ * Works on read-only handles. @return 1 held; 0 free; -errno.
+ */
+int ckr_seg_lock_held(const ckr_segment *seg, uint64_t byte);
+
+/* Is a live flusher serving the segment (its lock is held)? An error of the
+ * probe counts as alive (never a false "dead"). */
+bool ckr_seg_flusher_alive(const ckr_segment *seg);
 
 static inline ckr_seg_header *ckr_seg_hdr(const ckr_segment *s)
 {

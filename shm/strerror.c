@@ -32,6 +32,16 @@ const char *ckr_strerror(int err)
 		return "run has already finished";
 	case CKR_ENOTINTERRUPTED:
 		return "run is not interrupted (its owner is alive)";
+	case CKR_EREJECTED:
+		return "event rejected by the flusher: the run has another writer (a duplicate begin, or a claim fenced this one), had ended, or does not exist";
+	case CKR_ENOTCLAIMER:
+		return "claim was made by another process: only the claimer may reopen the run";
+	case CKR_ESEGMENT:
+		return "the store serves another segment (one store serves one segment)";
+	case CKR_ESLOTS:
+		return "every writer slot of the lane is in use (close runs, or attach another client)";
+	case CKR_ECLOSED:
+		return "the ticket's run handle was closed and its slot reused: its outcome can't be told";
 	case -EAGAIN:
 		return "ring full (nothing was pushed; try again)";
 	case -E2BIG:
@@ -39,7 +49,7 @@ const char *ckr_strerror(int err)
 	case -EFBIG:
 		return "run would exceed its byte limit";
 	case -EUSERS:
-		return "no free lane in the segment";
+		return "no free lane in the segment (more producer clients than lanes)";
 	case -EBUSY:
 		return "busy: another flusher serves this segment";
 	}

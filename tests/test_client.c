@@ -265,8 +265,11 @@ static void test_classify_table(void **state)
 static void test_reopen_continues_sequence_and_incarnation(void **state)
 {
 	fixture *f = *state;
+	ckr_identity me;
+	assert_int_equal(ckr_proc_self_identity(&me), 0);
 	ckr_claim cl = { .id = "rec", .id_len = 3, .kind = CKR_KIND_SINGLE_LOOP,
-			 .incarnation = 3, .next_seq = 42 };
+			 .incarnation = 3, .next_seq = 42, .writer = 0xabcdef,
+			 .owner_token = me.token, .owner_nonce = me.nonce };
 	ckr_run *r;
 	assert_int_equal(ckr_run_reopen(f->c, &cl, &r), 0);
 	assert_int_equal(ckr_run_message(r, "m", 1, NULL), 0);
@@ -276,6 +279,7 @@ static void test_reopen_continues_sequence_and_incarnation(void **state)
 	assert_int_equal(ev.type, CKR_EV_MESSAGE);
 	assert_int_equal(ev.seq, 42);
 	assert_int_equal(ev.incarnation, 3);
+	assert_int_equal(ev.writer, 0xabcdef);
 	ckr_run *r2;
 	assert_int_equal(ckr_run_reopen(f->c, &cl, &r2), -EEXIST);
 	ckr_run_close(r);
@@ -326,10 +330,9 @@ static void *publish_later(void *arg)
 static void test_wait_levels_against_stand_in_publisher(void **state)
 {
 	fixture *f = *state;
-	ckr_seg_flusher *fl = ckr_seg_fl(&f->seg);
-	uint64_t me;
-	ckr_proc_self_token(&me);
-	atomic_store(&fl->owner, me); /* the "flusher" is alive: this process */
+	/* The "flusher" is alive: this process holds its lock, through a
+	 * handle other than the client's. */
+	assert_int_equal(ckr_seg_lock(&f->seg, CKR_LOCK_FLUSHER), 0);
 	ckr_run *r = begin(f, "dur", CKR_KIND_SINGLE_LOOP);
 	ckr_ticket t;
 	assert_int_equal(ckr_run_message(r, "x", 1, &t), 0);
@@ -345,7 +348,7 @@ static void test_wait_levels_against_stand_in_publisher(void **state)
 	pthread_create(&th, NULL, publish_later, &p);
 	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_SYNCED, TU_TIMEOUT_MS), 0);
 	pthread_join(th, NULL);
-	atomic_store(&fl->owner, 0);
+	ckr_seg_unlock(&f->seg, CKR_LOCK_FLUSHER);
 	ckr_run_close(r);
 }
 
@@ -356,7 +359,7 @@ static void test_wait_without_flusher_is_epipe(void **state)
 	ckr_ticket t;
 	assert_int_equal(ckr_run_message(r, "x", 1, &t), 0);
 	assert_int_equal(ckr_wait(f->c, &t, CKR_LEVEL_COMMITTED, 20), -EPIPE);
-	ckr_ticket bad = { .lane = 9999, .pos = 1 };
+	ckr_ticket bad = { .lane = 9999, .pos = 1, .writer = t.writer };
 	assert_int_equal(ckr_wait(f->c, &bad, CKR_LEVEL_COMMITTED, 20), -EINVAL);
 	ckr_run_close(r);
 }
@@ -366,7 +369,8 @@ static void test_strerror_covers_every_code(void **state)
 	(void)state;
 	int codes[] = { CKR_ENOTSEG, CKR_EVERSION, CKR_ETRUNC, CKR_EFORKED, CKR_ECORRUPT,
 			CKR_ECLAIMED, CKR_ENOTDRAINED, CKR_EEXHAUSTED, CKR_ETERMINAL,
-			CKR_ENOTINTERRUPTED, -EAGAIN, -E2BIG, -EFBIG, -EUSERS, -EBUSY };
+			CKR_ENOTINTERRUPTED, CKR_EREJECTED, CKR_ENOTCLAIMER, CKR_ESEGMENT,
+			CKR_ESLOTS, CKR_ECLOSED, -EAGAIN, -E2BIG, -EFBIG, -EUSERS, -EBUSY };
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		assert_string_not_equal(ckr_strerror(codes[i]), "unknown error");
 	assert_string_equal(ckr_strerror(-12345678), "unknown error");

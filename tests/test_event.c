@@ -388,8 +388,42 @@ static void test_decode_rejects_bad_version(void **state)
 {
 	(void)state;
 	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 0, 0), CKR_ECORRUPT);
-	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 0, 2), CKR_ECORRUPT);
+	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 0, 3), CKR_ECORRUPT);
 	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 0, 255), CKR_ECORRUPT);
+	/* The header's reserved u32 must be 0. */
+	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 28, 1), CKR_ECORRUPT);
+}
+
+/* A version-1 row (what a schema-1 store kept): 16-byte header, no writer. */
+static void test_decode_reads_version_1(void **state)
+{
+	(void)state;
+	uint8_t v1[16 + 3 + 4 + 2] = { 1, CKR_EV_MESSAGE, 3, 0, 2, 0, 0, 0, 7 };
+	memcpy(v1 + 16, "abc", 3);
+	v1[19] = 2; /* message len */
+	memcpy(v1 + 23, "hi", 2);
+	ckr_event ev;
+	assert_int_equal(ckr_event_decode(v1, sizeof v1, &ev), 0);
+	assert_int_equal(ev.version, 1);
+	assert_int_equal(ev.type, CKR_EV_MESSAGE);
+	assert_int_equal(ev.incarnation, 2);
+	assert_int_equal(ev.seq, 7);
+	assert_int_equal(ev.writer, 0);
+	assert_int_equal(ev.id_len, 3);
+	assert_memory_equal(ev.u.message.data, "hi", 2);
+	/* Version 2 carries writer and slot. */
+	ckr_event e2 = { .type = CKR_EV_MESSAGE, .incarnation = 1, .seq = 4,
+			 .writer = 0x1122334455667788u, .slot = 9,
+			 .id = (const uint8_t *)"abc", .id_len = 3 };
+	e2.u.message.data = (const uint8_t *)"hi";
+	e2.u.message.len = 2;
+	uint8_t buf[64];
+	size_t n = ckr_event_encode(&e2, buf, sizeof buf);
+	assert_int_equal(n, CKR_EVENT_HEADER + 3 + 4 + 2);
+	assert_int_equal(ckr_event_decode(buf, n, &ev), 0);
+	assert_int_equal(ev.version, 2);
+	assert_true(ev.writer == 0x1122334455667788u);
+	assert_int_equal(ev.slot, 9);
 }
 
 static void test_decode_rejects_bad_type(void **state)
@@ -578,6 +612,7 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects_every_truncation),
 		cmocka_unit_test(test_decode_rejects_trailing_bytes),
 		cmocka_unit_test(test_decode_rejects_bad_version),
+		cmocka_unit_test(test_decode_reads_version_1),
 		cmocka_unit_test(test_decode_rejects_bad_type),
 		cmocka_unit_test(test_decode_rejects_bad_kind),
 		cmocka_unit_test(test_decode_rejects_id_len_0_and_65),

@@ -26,7 +26,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof *f);
-	ckr_segment_opts o = { .lanes = 2, .size = 4096 + 2 * 256 + 2 * 65536 + 4096,
+	ckr_segment_opts o = { .lanes = 2, .size = tu_seg_size(2, 65536),
 			       .group = (gid_t)-1 };
 	f->name = tu_segname("ring");
 	if (ckr_segment_create(f->name, &o) || ckr_segment_attach(f->name, false, &f->seg))
@@ -261,15 +261,19 @@ static void test_acquire_until_no_lane_left(void **state)
 {
 	fixture *f = *state;
 	uint32_t a, b, c;
-	assert_int_equal(ckr_lane_acquire(&f->seg, 111, 0, &a), 0);
-	assert_int_equal(ckr_lane_acquire(&f->seg, 222, 0, &b), 0);
+	ckr_identity i1 = { 111, 1, 0 }, i2 = { 222, 2, 0 }, i3 = { 333, 3, 0 };
+	assert_int_equal(ckr_lane_acquire(&f->seg, &i1, 0, &a), 0);
+	assert_int_equal(ckr_lane_acquire(&f->seg, &i2, 0, &b), 0);
 	assert_int_not_equal(a, b);
-	assert_int_equal(ckr_lane_acquire(&f->seg, 333, 0, &c), -EUSERS);
+	assert_int_equal(ckr_lane_acquire(&f->seg, &i3, 0, &c), -EUSERS);
 	ckr_lane la;
 	ckr_lane_view(&f->seg, a, &la);
 	assert_false(ckr_lane_free(&la, 999)); /* not its owner */
 	assert_true(ckr_lane_free(&la, 111));
-	assert_int_equal(ckr_lane_acquire(&f->seg, 333, 0, &c), 0);
+	/* Freed, but its lock is still held through this handle: the lane is
+	 * taken only once the tenure's lock is gone too. */
+	ckr_seg_unlock(&f->seg, CKR_LOCK_LANE(a));
+	assert_int_equal(ckr_lane_acquire(&f->seg, &i3, 0, &c), 0);
 	assert_int_equal(c, a);
 }
 
@@ -278,9 +282,11 @@ static void test_detach_marks_lane_detached(void **state)
 	fixture *f = *state;
 	uint32_t a;
 	ckr_lane l;
-	assert_int_equal(ckr_lane_acquire(&f->seg, 4242, 1, &a), 0);
+	ckr_identity id = { 4242, 7, 0 };
+	assert_int_equal(ckr_lane_acquire(&f->seg, &id, 1, &a), 0);
 	ckr_lane_view(&f->seg, a, &l);
-	ckr_lane_detach(&l, 4242);
+	assert_int_equal(atomic_load(&l.ctl->owner_nonce), 7);
+	ckr_lane_detach(&f->seg, &l, 4242);
 	assert_int_equal(ckr_lane_owner(&l), 4242 | CKR_OWNER_DETACHED);
 	assert_true(ckr_lane_free(&l, 4242 | CKR_OWNER_DETACHED));
 	assert_int_equal(ckr_lane_owner(&l), 0);

@@ -11,7 +11,8 @@
  * must arrive even from a process it killed.
  *
  * The parent is the consumer. It drains every lane with
- *   writers_gone = owner != 0 && ((owner & DETACHED) || !ckr_proc_alive(owner))
+ *   writers_gone = ckr_lane_tenure_gone(): owner != 0 && ((owner & DETACHED) ||
+ *                  the lane's kernel lock is free)
  * (a free lane, owner 0, can be acquired at any moment: never "gone", as in
  * PROTOCOL.md C4), and frees a gone owner's lane once the read at the tail
  * is EMPTY. Every record is checked: per (proc, thread) the sequence goes up
@@ -296,9 +297,11 @@ static void child_main(const fixture *f, const plan *pl)
 	close(f->pipe_fd[0]);
 	if (ckr_segment_attach(f->name, false, &seg) != 0)
 		_exit(CHILD_EATTACH);
-	if (ckr_proc_self_token(&token) != 0)
+	ckr_identity id;
+	if (ckr_proc_self_identity(&id) != 0)
 		_exit(CHILD_ETOKEN);
-	if (ckr_lane_acquire(&seg, token, pl->lane_hint, &idx) != 0)
+	token = id.token;
+	if (ckr_lane_acquire(&seg, &id, pl->lane_hint, &idx) != 0)
 		_exit(CHILD_EACQUIRE);
 	ckr_lane_view(&seg, idx, &lane);
 	atomic_store(&f->sh->proc[pl->proc].lane, idx);
@@ -323,7 +326,7 @@ static void child_main(const fixture *f, const plan *pl)
 	}
 	if (rc)
 		_exit(rc);
-	ckr_lane_detach(&lane, token);
+	ckr_lane_detach(&seg, &lane, token);
 	_exit(0);
 }
 
@@ -408,16 +411,12 @@ static uint32_t lane_of(const fixture *f, int p)
 
 /* ---- the parent: the consumer ----------------------------------------- */
 
-/* PROTOCOL.md C4: a free lane (0) may be acquired at any moment, so it is
- * never "gone"; DETACHED means the owner left cleanly; otherwise ask /proc
- * (a stopped process is alive). */
-static bool writers_gone(uint64_t owner)
+/* PROTOCOL.md C4 and G: a free lane (0) may be acquired at any moment, so
+ * it is never "gone"; DETACHED means the owner left cleanly; otherwise the
+ * lane's kernel lock tells (a stopped process holds it). */
+static bool writers_gone(const fixture *f, const ckr_lane *l, uint64_t owner)
 {
-	if (owner == 0)
-		return false;
-	if (owner & CKR_OWNER_DETACHED)
-		return true;
-	return !ckr_proc_alive(owner);
+	return ckr_lane_tenure_gone(&f->seg, l, owner);
 }
 
 /* Check one record read from lane li and count it. */
@@ -483,7 +482,7 @@ static int drain_lane(fixture *f, uint32_t li)
 	/* The owner is read (acquire) and judged BEFORE the reads below, so a
 	 * "gone" verdict covers every seal we then look at. */
 	uint64_t owner = ckr_lane_owner(&l);
-	bool gone = writers_gone(owner);
+	bool gone = writers_gone(f, &l, owner);
 	uint64_t start = f->pos[li];
 	ckr_lane_record *rec = &f->last[li];
 	int n = 0;
@@ -589,7 +588,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	ckr_segment_opts o = { .lanes = LANES,
-			       .size = 4096 + 4096 + (uint64_t)LANES * LANE_BYTES,
+			       .size = tu_seg_size(LANES, LANE_BYTES),
 			       .group = (gid_t)-1 };
 	snprintf(f->name, sizeof f->name, "%s", tu_segname("procs"));
 	f->watch_proc = -1;
@@ -699,8 +698,10 @@ static void test_dead_producers_lane_is_freed_and_reusable(void **state)
 	/* A new owner gets the lane and its records are read after the dead
 	 * owner's, from where the consumer stopped. */
 	uint64_t me, end;
-	assert_int_equal(ckr_proc_self_token(&me), 0);
-	assert_int_equal(ckr_lane_acquire(&f->seg, me, dead, &idx), 0);
+	ckr_identity id;
+	assert_int_equal(ckr_proc_self_identity(&id), 0);
+	me = id.token;
+	assert_int_equal(ckr_lane_acquire(&f->seg, &id, dead, &idx), 0);
 	assert_int_equal(idx, dead);
 	assert_int_equal(ckr_lane_push(&l, "again", 5, &end), 0);
 	ckr_lane_record rec;
@@ -710,7 +711,7 @@ static void test_dead_producers_lane_is_freed_and_reusable(void **state)
 	assert_memory_equal(f->buf, "again", 5);
 	assert_int_equal(rec.next, end);
 	ckr_lane_release(&l, end, end);
-	ckr_lane_detach(&l, me);
+	ckr_lane_detach(&f->seg, &l, me);
 	assert_true(ckr_lane_free(&l, me | CKR_OWNER_DETACHED));
 }
 

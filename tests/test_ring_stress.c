@@ -296,7 +296,7 @@ static int setup_lanes(void **state, unsigned nlanes)
 		return -1;
 	ckr_segment_opts o = {
 		.lanes = nlanes,
-		.size = 4096 + 4096 + (uint64_t)nlanes * LANE_BYTES,
+		.size = tu_seg_size(nlanes, LANE_BYTES),
 		.group = (gid_t)-1,
 	};
 	s->name = tu_segname("stress");

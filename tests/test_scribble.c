@@ -55,7 +55,7 @@
 
 #define LANES 4
 #define LANE_BYTES 65536
-#define SEG_BYTES (8192 + LANES * LANE_BYTES)
+#define SEG_BYTES tu_seg_size(LANES, LANE_BYTES)
 #define RUNS_PER_ROUND 24
 #define MAX_RECS (2 * RUNS_PER_ROUND + 8)
 #define ROUNDS 12
@@ -136,7 +136,7 @@ static size_t payload(const char *id, uint8_t *buf)
 static pid_t start_flusher(fixture *f)
 {
 	char size[32];
-	snprintf(size, sizeof size, "%d", SEG_BYTES);
+	snprintf(size, sizeof size, "%llu", (unsigned long long)SEG_BYTES);
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
@@ -750,6 +750,8 @@ static void test_fixed_bug_unaligned_tail_of_dead_lane(void **state)
 	for (uint32_t i = 0; i < LANES - 1; i++) { /* keep the other lanes busy */
 		ckr_lane o = lane_of(f, i);
 		uint64_t z = 0;
+		/* a live tenure: the lock, then the owner word (A1, A4) */
+		assert_int_equal(ckr_seg_lock(&f->s, CKR_LOCK_LANE(i)), 0);
 		atomic_compare_exchange_strong(&o.ctl->owner, &z, me);
 	}
 	start_producer(f, &f->p[0]);

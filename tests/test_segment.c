@@ -65,8 +65,11 @@ static int teardown(void **state)
 
 /* ---- helpers ---------------------------------------------------------- */
 
+/* 2 lanes of 64 writers: lane ctl to 8192, writer slots to 12288. */
+#define SMALL_DATA 12288
 static const ckr_segment_opts small_opts = {
-	.lanes = 2, .size = 8192 + 2 * 65536, .group = (gid_t)-1,
+	.lanes = 2, .writers_per_lane = 64, .size = SMALL_DATA + 2 * 65536,
+	.group = (gid_t)-1,
 };
 
 static void create_small(const char *name)
@@ -140,8 +143,10 @@ static void test_create_defaults_then_attach_sees_geometry(void **state)
 	assert_int_equal(s->lane_count, CKR_DEFAULT_LANES);
 	assert_int_equal(s->lane_capacity, CKR_DEFAULT_LANE_CAPACITY);
 	assert_int_equal(s->lane_shift, 20);
-	assert_int_equal(s->data_offset, 8192); /* 4096 + 16 x 256, page aligned */
-	assert_int_equal(s->size, 8192 + 16 * CKR_DEFAULT_LANE_CAPACITY);
+	assert_int_equal(s->writers_offset, 8192); /* 4096 + 16 x 256, page aligned */
+	assert_int_equal(s->writers_per_lane, CKR_DEFAULT_WRITERS);
+	assert_int_equal(s->data_offset, 8192 + 16 * 256 * 32);
+	assert_int_equal(s->size, s->data_offset + 16 * CKR_DEFAULT_LANE_CAPACITY);
 	assert_int_equal(s->max_record, CKR_DEFAULT_LANE_CAPACITY / 4);
 	assert_false(s->read_only);
 	assert_string_equal(s->name, f->name[0]);
@@ -465,7 +470,7 @@ static void test_attach_refuses_truncated_segment(void **state)
 	fixture *f = *state;
 	create_small(f->name[0]);
 	int fd = open_raw(f->name[0], O_RDWR, 0);
-	assert_int_equal(ftruncate(fd, 8192 + 65536), 0); /* half a lane gone */
+	assert_int_equal(ftruncate(fd, SMALL_DATA + 65536), 0); /* half a lane gone */
 	close(fd);
 	assert_int_equal(attach_rc(f->name[0], false), CKR_ETRUNC);
 	assert_int_equal(attach_rc(f->name[0], true), CKR_ETRUNC);
@@ -476,7 +481,7 @@ static void test_attach_refuses_segment_truncated_by_one_byte(void **state)
 	fixture *f = *state;
 	create_small(f->name[0]);
 	int fd = open_raw(f->name[0], O_RDWR, 0);
-	assert_int_equal(ftruncate(fd, 8192 + 2 * 65536 - 1), 0);
+	assert_int_equal(ftruncate(fd, SMALL_DATA + 2 * 65536 - 1), 0);
 	close(fd);
 	assert_int_equal(attach_rc(f->name[0], false), CKR_ETRUNC);
 }
@@ -496,10 +501,10 @@ static void test_attach_accepts_object_larger_than_header_says(void **state)
 	fixture *f = *state;
 	create_small(f->name[0]);
 	int fd = open_raw(f->name[0], O_RDWR, 0);
-	assert_int_equal(ftruncate(fd, 8192 + 4 * 65536), 0);
+	assert_int_equal(ftruncate(fd, SMALL_DATA + 4 * 65536), 0);
 	close(fd);
 	assert_int_equal(ckr_segment_attach(f->name[0], false, &f->seg[0]), 0);
-	assert_int_equal(f->seg[0].size, 8192 + 2 * 65536); /* maps what it knows */
+	assert_int_equal(f->seg[0].size, SMALL_DATA + 2 * 65536); /* maps what it knows */
 }
 
 static void test_attach_refuses_zero_lanes(void **state)
@@ -543,7 +548,7 @@ static void test_attach_refuses_data_offset_off(void **state)
 	create_small(f->name[0]);
 	poke_u64(f->name[0], offsetof(ckr_seg_header, data_offset), 4096);
 	assert_int_equal(attach_rc(f->name[0], false), CKR_ENOTSEG);
-	poke_u64(f->name[0], offsetof(ckr_seg_header, data_offset), 8192 + 8);
+	poke_u64(f->name[0], offsetof(ckr_seg_header, data_offset), SMALL_DATA + 8);
 	assert_int_equal(attach_rc(f->name[0], false), CKR_ENOTSEG);
 }
 
@@ -559,7 +564,7 @@ static void test_attach_refuses_segment_size_not_matching_geometry(void **state)
 {
 	fixture *f = *state;
 	create_small(f->name[0]);
-	poke_u64(f->name[0], offsetof(ckr_seg_header, segment_size), 8192 + 65536);
+	poke_u64(f->name[0], offsetof(ckr_seg_header, segment_size), SMALL_DATA + 65536);
 	assert_int_equal(attach_rc(f->name[0], false), CKR_ENOTSEG);
 }
 
@@ -739,15 +744,18 @@ static void test_size_too_small_is_einval(void **state)
 static void test_size_one_byte_below_minimum_is_einval(void **state)
 {
 	fixture *f = *state;
-	uint32_t lanes;
-	uint64_t cap, total;
-	/* 2 lanes: control table ends at 8192, then 2 x the 4 KiB minimum. */
-	ckr_segment_opts o = { .lanes = 2, .size = 8192 + 2 * 4096 - 1, .group = (gid_t)-1 };
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), -EINVAL);
+	ckr_seg_geometry g;
+	/* 2 lanes of 64 writers: control table ends at 8192, the writer slots
+	 * (2 x 64 x 32 bytes) at 12288, then 2 x the 4 KiB minimum. */
+	ckr_segment_opts o = { .lanes = 2, .writers_per_lane = 64,
+			       .size = 12288 + 2 * 4096 - 1, .group = (gid_t)-1 };
+	assert_int_equal(ckr_segment_geometry(&o, &g), -EINVAL);
 	assert_int_equal(ckr_segment_create(f->name[0], &o), -EINVAL);
 	o.size++;
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), 0);
-	assert_int_equal(cap, CKR_LANE_MIN_CAPACITY);
+	assert_int_equal(ckr_segment_geometry(&o, &g), 0);
+	assert_int_equal(g.lane_capacity, CKR_LANE_MIN_CAPACITY);
+	assert_int_equal(g.writers_offset, 8192);
+	assert_int_equal(g.data_offset, 12288);
 	assert_int_equal(ckr_segment_create(f->name[0], &o), 0);
 	assert_int_equal(ckr_segment_attach(f->name[0], false, &f->seg[0]), 0);
 	assert_int_equal(f->seg[0].lane_capacity, 4096);
@@ -757,10 +765,9 @@ static void test_size_one_byte_below_minimum_is_einval(void **state)
 static void test_more_than_1024_lanes_is_einval(void **state)
 {
 	fixture *f = *state;
-	uint32_t lanes;
-	uint64_t cap, total;
+	ckr_seg_geometry g;
 	ckr_segment_opts o = { .lanes = CKR_MAX_LANES + 1, .group = (gid_t)-1 };
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), -EINVAL);
+	assert_int_equal(ckr_segment_geometry(&o, &g), -EINVAL);
 	assert_int_equal(ckr_segment_create(f->name[0], &o), -EINVAL);
 	o.size = UINT64_C(1) << 30;
 	assert_int_equal(ckr_segment_create(f->name[0], &o), -EINVAL);
@@ -769,54 +776,58 @@ static void test_more_than_1024_lanes_is_einval(void **state)
 static void test_1024_lanes_of_minimum_size_attach(void **state)
 {
 	fixture *f = *state;
-	uint64_t off = 4096 + 1024 * 256; /* already page aligned */
-	ckr_segment_opts o = { .lanes = 1024, .size = off + 1024 * 4096,
-			       .group = (gid_t)-1 };
+	uint64_t w_off = 4096 + 1024 * 256; /* already page aligned */
+	uint64_t off = w_off + 1024 * 4 * 32; /* 4 writers a lane */
+	ckr_segment_opts o = { .lanes = 1024, .writers_per_lane = 4,
+			       .size = off + 1024 * 4096, .group = (gid_t)-1 };
 	assert_int_equal(ckr_segment_create(f->name[0], &o), 0);
 	assert_int_equal(ckr_segment_attach(f->name[0], false, &f->seg[0]), 0);
 	assert_int_equal(f->seg[0].lane_count, 1024);
+	assert_int_equal(f->seg[0].writers_offset, w_off);
+	assert_int_equal(f->seg[0].writers_per_lane, 4);
 	assert_int_equal(f->seg[0].data_offset, off);
 	assert_int_equal(f->seg[0].size, o.size);
 }
 
 static void test_lane_capacity_is_largest_power_of_two_that_fits(void **state)
 {
-	uint32_t lanes;
-	uint64_t cap, total;
-	ckr_segment_opts o = { .lanes = 2, .size = 8192 + 2 * 65536, .group = (gid_t)-1 };
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), 0);
-	assert_int_equal(lanes, 2);
-	assert_int_equal(cap, 65536);
-	assert_int_equal(total, o.size);
+	ckr_seg_geometry g;
+	ckr_segment_opts o = { .lanes = 2, .writers_per_lane = 64,
+			       .size = 12288 + 2 * 65536, .group = (gid_t)-1 };
+	assert_int_equal(ckr_segment_geometry(&o, &g), 0);
+	assert_int_equal(g.lanes, 2);
+	assert_int_equal(g.lane_capacity, 65536);
+	assert_int_equal(g.total, o.size);
 	o.size--;
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), 0);
-	assert_int_equal(cap, 32768);
-	assert_true(total <= o.size);
+	assert_int_equal(ckr_segment_geometry(&o, &g), 0);
+	assert_int_equal(g.lane_capacity, 32768);
+	assert_true(g.total <= o.size);
 }
 
 static void test_default_geometry_without_opts(void **state)
 {
-	uint32_t lanes;
-	uint64_t cap, total;
-	assert_int_equal(ckr_segment_geometry(NULL, &lanes, &cap, &total), 0);
-	assert_int_equal(lanes, CKR_DEFAULT_LANES);
-	assert_int_equal(cap, CKR_DEFAULT_LANE_CAPACITY);
-	assert_int_equal(total, 8192 + CKR_DEFAULT_LANES * CKR_DEFAULT_LANE_CAPACITY);
+	ckr_seg_geometry g;
+	assert_int_equal(ckr_segment_geometry(NULL, &g), 0);
+	assert_int_equal(g.lanes, CKR_DEFAULT_LANES);
+	assert_int_equal(g.writers_per_lane, CKR_DEFAULT_WRITERS);
+	assert_int_equal(g.lane_capacity, CKR_DEFAULT_LANE_CAPACITY);
+	/* 16 lanes: ctl ends at 8192; 16 x 256 x 32 bytes of writer slots. */
+	assert_int_equal(g.data_offset, 8192 + 16 * 256 * 32);
+	assert_int_equal(g.total, g.data_offset + CKR_DEFAULT_LANES * CKR_DEFAULT_LANE_CAPACITY);
 }
 
 static void test_created_size_matches_geometry(void **state)
 {
 	fixture *f = *state;
-	uint32_t lanes;
-	uint64_t cap, total;
+	ckr_seg_geometry g;
 	ckr_segment_opts o = { .lanes = 3, .size = 1000000, .group = (gid_t)-1 };
-	assert_int_equal(ckr_segment_geometry(&o, &lanes, &cap, &total), 0);
+	assert_int_equal(ckr_segment_geometry(&o, &g), 0);
 	assert_int_equal(ckr_segment_create(f->name[0], &o), 0);
 	assert_int_equal(ckr_segment_attach(f->name[0], false, &f->seg[0]), 0);
 	assert_int_equal(f->seg[0].lane_count, 3);
-	assert_int_equal(f->seg[0].lane_capacity, cap);
-	assert_int_equal(f->seg[0].size, total);
-	assert_int_equal(stat_raw(f->name[0]).st_size, (off_t)total);
+	assert_int_equal(f->seg[0].lane_capacity, g.lane_capacity);
+	assert_int_equal(f->seg[0].size, g.total);
+	assert_int_equal(stat_raw(f->name[0]).st_size, (off_t)g.total);
 }
 
 int main(void)

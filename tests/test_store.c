@@ -34,10 +34,53 @@ static const uint8_t EPOCH_A[CKR_EPOCH_BYTES] = "epoch-A-0123456";
 static const uint8_t EPOCH_B[CKR_EPOCH_BYTES] = "epoch-B-0123456";
 static const uint8_t EPOCH_C[CKR_EPOCH_BYTES] = "epoch-C-0123456";
 
+#define TEST_SEGMENT "test-seg"
+
 typedef struct fx {
 	char *dir;
 	ckr_store *s; /* the flusher's read-write store, or NULL */
 } fx;
+
+/* The current writer of each run, as the flusher would see it: the writer
+ * id of its begin (or last claim) and the identity of the lane its events
+ * come through. apply_in() uses it for events that name no writer. */
+typedef struct test_writer {
+	char id[CKR_RUN_ID_MAX + 1];
+	uint64_t writer;
+	ckr_identity from;
+} test_writer;
+static test_writer writers[64];
+static size_t n_writers;
+static uint64_t next_writer = 1000;
+
+/* The identity a test gives the process of token: a fixed nonce. */
+static ckr_identity owner_of(uint64_t token)
+{
+	ckr_identity id = { token, ckr_mix64(token) | 1, 0 };
+	return id;
+}
+
+static test_writer *writer_of(const uint8_t *id, size_t len)
+{
+	for (size_t i = 0; i < n_writers; i++)
+		if (strlen(writers[i].id) == len && memcmp(writers[i].id, id, len) == 0)
+			return &writers[i];
+	return NULL;
+}
+
+static void set_writer(const uint8_t *id, size_t len, uint64_t writer,
+		       const ckr_identity *from)
+{
+	test_writer *w = writer_of(id, len);
+	if (!w) {
+		assert_true(n_writers < 64);
+		w = &writers[n_writers++];
+		memcpy(w->id, id, len);
+		w->id[len] = '\0';
+	}
+	w->writer = writer;
+	w->from = *from;
+}
 
 static void reopen_rw(fx *f, const ckr_store_rw_opts *o)
 {
@@ -58,8 +101,10 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	f->dir = tu_tmpdir("store");
-	if (ckr_store_open_rw(f->dir, NULL, &f->s) != 0)
+	if (ckr_store_open_rw(f->dir, NULL, &f->s) != 0 ||
+	    ckr_store_bind_segment(f->s, TEST_SEGMENT, EPOCH_A, NULL, NULL) != 0)
 		return -1;
+	n_writers = 0;
 	*state = f;
 	return 0;
 }
@@ -79,6 +124,13 @@ static uint64_t self_token(void)
 {
 	uint64_t t = 0;
 	assert_int_equal(ckr_proc_self_token(&t), 0);
+	return t;
+}
+
+static uint64_t self_token_quiet(void)
+{
+	uint64_t t = 0;
+	(void)ckr_proc_self_token(&t);
 	return t;
 }
 
@@ -121,6 +173,7 @@ static ckr_event ev_begin(const char *id, ckr_kind kind, uint64_t owner,
 			  const char *label, const char *meta)
 {
 	ckr_event ev = ev_base(CKR_EV_BEGIN, id, 1, 0);
+	ev.writer = next_writer++;
 	ev.u.begin.kind = kind;
 	ev.u.begin.owner_pid = (uint32_t)ckr_token_pid(owner);
 	ev.u.begin.owner_start = ckr_token_start(owner);
@@ -161,8 +214,10 @@ static ckr_event ev_fail(const char *id, uint32_t inc, uint64_t seq,
 	return ev;
 }
 
-/* Encode ev, decode it back (as the flusher does) and apply it in b. */
-static int apply_in(ckr_batch *b, const ckr_event *ev, ckr_apply *what)
+/* Encode ev, decode it back (as the flusher does) and apply it in b as if
+ * it came through a lane of identity from. */
+static int apply_as(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
+		    ckr_apply *what)
 {
 	size_t n = ckr_event_size(ev);
 	assert_true(n > 0);
@@ -171,9 +226,36 @@ static int apply_in(ckr_batch *b, const ckr_event *ev, ckr_apply *what)
 	assert_int_equal(ckr_event_encode(ev, raw, n), n);
 	ckr_event dec;
 	assert_int_equal(ckr_event_decode(raw, n, &dec), 0);
-	int rc = ckr_batch_apply(b, &dec, raw, n, what);
+	ckr_apply w = CKR_APPLY_COUNT;
+	int rc = ckr_batch_apply(b, &dec, raw, n, from, &w);
+	if (rc == 0 && w == CKR_APPLY_STORED && ev->type == CKR_EV_BEGIN)
+		set_writer(ev->id, ev->id_len, ev->writer, from);
+	if (what)
+		*what = w;
 	free(raw);
 	return rc;
+}
+
+/* Apply ev from its run's current writer: a begin from its owner's
+ * identity; another event, unless it names a writer, from the writer the
+ * test knows for its run (or an unknown one). */
+static int apply_in(ckr_batch *b, const ckr_event *ev, ckr_apply *what)
+{
+	ckr_event e = *ev;
+	ckr_identity from = owner_of(self_token_quiet());
+	if (e.type == CKR_EV_BEGIN) {
+		from = owner_of(ckr_token_make((pid_t)e.u.begin.owner_pid,
+					       e.u.begin.owner_start));
+	} else {
+		test_writer *w = writer_of(e.id, e.id_len);
+		if (w && e.writer == 0)
+			e.writer = w->writer;
+		if (w)
+			from = w->from;
+		if (e.writer == 0)
+			e.writer = 1; /* nobody's */
+	}
+	return apply_as(b, &e, &from, what);
 }
 
 /* Apply one event in a batch of its own; returns what it did. */
@@ -204,12 +286,36 @@ static void messages(ckr_store *s, const char *id, uint32_t inc, uint64_t from,
 	}
 }
 
+/* E1 as the flusher records it for a test owner (owner_of(token)). */
 static void mark_drained(ckr_store *s, uint64_t token)
 {
 	ckr_batch *b;
+	ckr_identity id = owner_of(token);
 	assert_int_equal(ckr_batch_begin(s, &b), 0);
-	assert_int_equal(ckr_batch_owner_drained(b, token), 0);
+	assert_int_equal(ckr_batch_owner_ended(b, &id), 0);
 	assert_int_equal(ckr_batch_commit(b), 0);
+}
+
+/* E2 as the flusher's housekeeping does it: every dead owner is ended. */
+static void end_dead_owners(ckr_store *s)
+{
+	ckr_identity *dead;
+	size_t n;
+	ckr_batch *b;
+	assert_int_equal(ckr_store_dead_owners(s, &dead, &n), 0);
+	assert_int_equal(ckr_batch_begin(s, &b), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ckr_batch_owner_ended(b, &dead[i]), 0);
+	assert_int_equal(ckr_batch_commit(b), 0);
+	free(dead);
+}
+
+/* The flusher of TEST_SEGMENT restarted on a recreated segment. */
+static void rebind(ckr_store *s, const uint8_t *epoch)
+{
+	bool retired = false;
+	assert_int_equal(ckr_store_bind_segment(s, TEST_SEGMENT, epoch, &retired, NULL), 0);
+	assert_true(retired);
 }
 
 static void set_cursor(ckr_store *s, const uint8_t *epoch, uint32_t lane,
@@ -569,10 +675,10 @@ static void test_malformed_begin_is_ignored(void **state)
 	ckr_event ev = ev_begin("run-1", CKR_KIND_SINGLE_LOOP, self_token(), NULL, NULL);
 	ckr_run_info in;
 	ev.incarnation = 2;
-	assert_int_equal(apply1(f->s, &ev), CKR_APPLY_STALE);
+	assert_int_equal(apply1(f->s, &ev), CKR_APPLY_BAD_BEGIN);
 	ev.incarnation = 1;
 	ev.seq = 5;
-	assert_int_equal(apply1(f->s, &ev), CKR_APPLY_STALE);
+	assert_int_equal(apply1(f->s, &ev), CKR_APPLY_BAD_BEGIN);
 	assert_int_equal(ckr_store_get(f->s, "run-1", 5, &in), -ENOENT);
 	assert_int_equal(ckr_store_counter(f->s, "bad_begin"), 2);
 }
@@ -645,8 +751,8 @@ static void test_event_of_the_wrong_kind_is_ignored(void **state)
 	begin_run(f->s, "multi", CKR_KIND_MULTI_PHASE, self_token());
 	ckr_event p = ev_phase("single", 1, 1, 0, "plan", "out");
 	ckr_event m = ev_msg("multi", 1, 1, "msg");
-	assert_int_equal(apply1(f->s, &p), CKR_APPLY_STALE);
-	assert_int_equal(apply1(f->s, &m), CKR_APPLY_STALE);
+	assert_int_equal(apply1(f->s, &p), CKR_APPLY_BAD_KIND);
+	assert_int_equal(apply1(f->s, &m), CKR_APPLY_BAD_KIND);
 	assert_int_equal(get(f->s, "single").events, 1);
 	assert_int_equal(get(f->s, "multi").events, 1);
 	assert_int_equal(ckr_store_counter(f->s, "bad_kind"), 2);
@@ -658,10 +764,12 @@ static void test_apply_rejects_bad_arguments(void **state)
 	fx *f = *state;
 	ckr_batch *b;
 	ckr_event ev = ev_msg("run-1", 1, 1, "x");
+	ckr_identity me = owner_of(self_token());
 	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
-	assert_int_equal(ckr_batch_apply(b, &ev, NULL, 0, NULL), -EINVAL);
+	assert_int_equal(ckr_batch_apply(b, &ev, NULL, 0, &me, NULL), -EINVAL);
+	assert_int_equal(ckr_batch_apply(b, &ev, "x", 1, NULL, NULL), -EINVAL);
 	ev.id_len = CKR_RUN_ID_MAX + 1;
-	assert_int_equal(ckr_batch_apply(b, &ev, "x", 1, NULL), -EINVAL);
+	assert_int_equal(ckr_batch_apply(b, &ev, "x", 1, &me, NULL), -EINVAL);
 	ckr_batch_abort(b);
 }
 
@@ -706,9 +814,17 @@ static void test_cursors_round_trip_per_epoch(void **state)
 	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 0, 4096), 0);
 	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 2, UINT64_MAX - 7), 0);
 	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 9, 1), 0);
-	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_B, 1, 128), 0);
+	/* Only the bound segment's epoch: another one kills the batch. */
+	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_B, 1, 128), -EINVAL);
+	ckr_batch_abort(b);
+	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
+	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 0, 4096), 0);
+	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 2, UINT64_MAX - 7), 0);
+	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 9, 1), 0);
 	assert_int_equal(ckr_batch_commit(b), 0);
 	set_cursor(f->s, EPOCH_A, 0, 8192); /* a later batch moves lane 0 */
+	rebind(f->s, EPOCH_B); /* the segment was recreated */
+	set_cursor(f->s, EPOCH_B, 1, 128);
 
 	assert_int_equal(ckr_store_cursors(f->s, EPOCH_A, pos, 4, &found), 0);
 	assert_true(found);
@@ -759,16 +875,21 @@ static void test_new_epoch_means_owner_drained(void **state)
 	ckr_batch *b;
 	ckr_event ev = ev_begin("run-1", CKR_KIND_SINGLE_LOOP, dead_token(), NULL, NULL);
 	set_cursor(f->s, EPOCH_A, 0, 1);
-	/* The run's begin is applied before the batch names its (new) epoch:
-	 * the run must still be recorded under that epoch. */
+	rebind(f->s, EPOCH_B);
+	/* The run is begun under the bound epoch B. */
 	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
 	assert_int_equal(apply_in(b, &ev, NULL), 0);
 	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_B, 0, 100), 0);
 	assert_int_equal(ckr_batch_commit(b), 0);
 	assert_false(get(f->s, "run-1").owner_drained);
 
-	set_cursor(f->s, EPOCH_C, 0, 1); /* the segment was recreated */
+	rebind(f->s, EPOCH_C); /* the segment was recreated */
 	assert_true(get(f->s, "run-1").owner_drained);
+	/* A store serves one segment: another name is refused. */
+	char bound[CKR_NAME_MAX + 1];
+	assert_int_equal(ckr_store_bind_segment(f->s, "other", EPOCH_C, NULL, bound),
+			 CKR_ESEGMENT);
+	assert_string_equal(bound, TEST_SEGMENT);
 }
 
 static void test_quarantine_row_layout(void **state)
@@ -1106,10 +1227,27 @@ static void test_claim_of_a_drained_run_succeeds(void **state)
 	assert_int_equal(in.owner_pid, getpid());
 	assert_true(in.owner_alive);
 
-	/* The fence: the old incarnation is refused, the new one continues. */
+	/* The fence: the old writer is refused, the claimer continues. */
+	test_writer before = *writer_of((const uint8_t *)"run-1", 5);
+	ckr_identity me;
+	assert_int_equal(ckr_proc_self_identity(&me), 0);
+	assert_true(c.writer != 0 && c.writer != before.writer);
+	assert_true(c.owner_token == me.token && c.owner_nonce == me.nonce);
 	ckr_event old = ev_msg("run-1", 1, 4, "stale writer");
+	old.writer = before.writer;
+	ckr_batch *b;
+	ckr_apply what;
+	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
+	assert_int_equal(apply_as(b, &old, &before.from, &what), 0);
+	assert_int_equal(what, CKR_APPLY_FOREIGN);
+	old.incarnation = 2; /* even naming the new incarnation */
+	assert_int_equal(apply_as(b, &old, &before.from, &what), 0);
+	assert_int_equal(what, CKR_APPLY_FOREIGN);
+	assert_int_equal(ckr_batch_commit(b), 0);
+	set_writer((const uint8_t *)"run-1", 5, c.writer, &me);
+	ckr_event stale = ev_msg("run-1", 1, 4, "right writer, old incarnation");
 	ckr_event next = ev_msg("run-1", 2, 4, "resumed");
-	assert_int_equal(apply1(f->s, &old), CKR_APPLY_STALE);
+	assert_int_equal(apply1(f->s, &stale), CKR_APPLY_STALE);
 	assert_int_equal(apply1(f->s, &next), CKR_APPLY_STORED);
 	assert_int_equal(get(f->s, "run-1").last_seq, 4);
 	/* This process owns it now: not interrupted. */
@@ -1128,6 +1266,7 @@ static void test_claim_after_the_segment_was_recreated(void **state)
 	assert_int_equal(ckr_batch_set_cursor(b, EPOCH_A, 0, 64), 0);
 	assert_int_equal(ckr_batch_commit(b), 0);
 	assert_int_equal(claim_as_recoverer(f, "run-1", NULL, &c, NULL), CKR_ENOTDRAINED);
+	rebind(f->s, EPOCH_B);
 	set_cursor(f->s, EPOCH_B, 0, 0);
 	assert_int_equal(claim_as_recoverer(f, "run-1", NULL, &c, NULL), 0);
 	assert_int_equal(c.incarnation, 2);
@@ -1152,7 +1291,7 @@ static void test_claim_past_max_attempts_fails_the_run(void **state)
 	assert_int_equal(in.attempts, 1);
 	assert_int_equal(in.owner_pid, first);
 	assert_false(in.owner_alive);
-	mark_drained(f->s, ckr_token_make((pid_t)in.owner_pid, in.owner_start));
+	end_dead_owners(f->s); /* E2: the dead claimer held no lane */
 
 	assert_int_equal(claim_as_recoverer(f, "run-1", NULL, &c, &in), CKR_EEXHAUSTED);
 	assert_int_equal(in.state, CKR_RUN_FAILED);
@@ -1176,7 +1315,8 @@ static void test_recoverer_limit_overrides_meta(void **state)
 	claim_in_child(f->dir, "run-1");
 	reopen_rw(f, &rw); /* meta keeps max_attempts 1 */
 	in = get(f->s, "run-1");
-	mark_drained(f->s, ckr_token_make((pid_t)in.owner_pid, in.owner_start));
+	assert_false(in.owner_alive);
+	end_dead_owners(f->s); /* E2: the dead claimer held no lane */
 	assert_int_equal(claim_as_recoverer(f, "run-1", &o, &c, NULL), 0);
 	assert_int_equal(c.attempts, 2);
 	assert_int_equal(c.incarnation, 3);
@@ -1362,6 +1502,10 @@ static void check_raw_meta(raw *r)
 	assert_int_equal(mdb_get(r->txn, raw_dbi(r, "meta"), &k, &v), 0);
 	assert_int_equal(v.mv_size, 4);
 	assert_int_equal(le(v.mv_data, 4), CKR_STORE_SCHEMA);
+	k = (MDB_val){ 7, "segment" };
+	assert_int_equal(mdb_get(r->txn, raw_dbi(r, "meta"), &k, &v), 0);
+	assert_int_equal(v.mv_size, strlen(TEST_SEGMENT));
+	assert_memory_equal(v.mv_data, TEST_SEGMENT, strlen(TEST_SEGMENT));
 	k = (MDB_val){ 5, "epoch" };
 	assert_int_equal(mdb_get(r->txn, raw_dbi(r, "meta"), &k, &v), 0);
 	assert_memory_equal(v.mv_data, EPOCH_A, CKR_EPOCH_BYTES);
@@ -1372,7 +1516,8 @@ static void check_raw_run(raw *r, uint64_t owner)
 	MDB_val k = { 5, "run-1" }, v;
 	assert_int_equal(mdb_get(r->txn, raw_dbi(r, "runs"), &k, &v), 0);
 	const uint8_t *p = v.mv_data;
-	assert_int_equal(le(p, 2), 1);            /* record version */
+	ckr_identity id = owner_of(owner);
+	assert_int_equal(le(p, 2), 2);            /* record version */
 	assert_int_equal(p[2], CKR_RUN_RUNNING);
 	assert_int_equal(p[3], CKR_KIND_SINGLE_LOOP);
 	assert_int_equal(le(p + 4, 4), 1);        /* incarnation */
@@ -1382,8 +1527,12 @@ static void check_raw_run(raw *r, uint64_t owner)
 	assert_memory_equal(p + 72, EPOCH_A, CKR_EPOCH_BYTES);
 	assert_int_equal(le(p + 88, 2), 4);       /* label_len */
 	assert_int_equal(le(p + 92, 4), 5);       /* meta_len */
-	assert_memory_equal(p + 96, "v1.2meta!", 9);
-	assert_int_equal(v.mv_size, 96 + 9);
+	assert_true(le(p + 96, 8) == id.nonce);   /* owner nonce */
+	assert_true(le(p + 104, 8) == writer_of((const uint8_t *)"run-1", 5)->writer);
+	assert_int_equal(le(p + 112, 8), 2);      /* prefix_seq */
+	assert_int_equal(le(p + 128, 8), 0);      /* set_aside */
+	assert_memory_equal(p + 136, "v1.2meta!", 9);
+	assert_int_equal(v.mv_size, 136 + 9);
 }
 
 /* The run's rows, walked in key order, are its events in sequence order. */

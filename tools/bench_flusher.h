@@ -30,7 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "tools/bench_util.h"
 
 #define FL_LANE_CAP (UINT64_C(64) << 20) /* room for the drain's pre-fill */

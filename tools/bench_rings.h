@@ -252,6 +252,7 @@ static const ring_ops floor_ops = {
 #define CK_LANES 4
 
 typedef struct ck_proc {
+	ckr_segment seg; /* the producer process's own handle (its lane lock) */
 	ckr_lane lane;
 	uint64_t token;
 } ck_proc;
@@ -262,19 +263,20 @@ static int ck_create(bench_ring *r)
 	if (!seg)
 		return -ENOMEM;
 	ckr_segment_opts o = { .lanes = CK_LANES, .group = (gid_t)-1 };
-	uint32_t lanes;
-	uint64_t cap, total;
-	o.size = 8192 + CK_LANES * r->capacity; /* header pages + lanes */
-	int rc = ckr_segment_geometry(&o, &lanes, &cap, &total);
-	if (rc == 0 && cap != r->capacity)
+	ckr_seg_geometry g;
+	ckr_segment_geometry(&o, &g);
+	o.size = g.data_offset + CK_LANES * r->capacity; /* header pages + lanes */
+	int rc = ckr_segment_geometry(&o, &g);
+	if (rc == 0 && g.lane_capacity != r->capacity)
 		rc = -EINVAL;
 	if (rc == 0)
 		rc = ckr_segment_create(r->name, &o);
 	if (rc == 0) {
+		/* Children inherit the mapping (the consumer reads through
+		 * it); producers attach their own handle by name. */
 		rc = ckr_segment_attach(r->name, false, seg);
-		/* Children inherit the mapping; the name can go now, so a
-		 * crashed run leaves nothing behind in /dev/shm. */
-		ckr_segment_unlink(r->name);
+		if (rc)
+			ckr_segment_unlink(r->name);
 	}
 	if (rc) {
 		free(seg);
@@ -290,14 +292,21 @@ static int ck_proc_open(bench_ring *r, void **proc)
 	uint32_t idx;
 	if (!p)
 		return -ENOMEM;
-	int rc = ckr_proc_self_token(&p->token);
+	ckr_identity id;
+	int rc = ckr_proc_self_identity(&id);
 	if (rc == 0)
-		rc = ckr_lane_acquire(r->impl, p->token, 0, &idx);
+		rc = ckr_segment_attach(r->name, false, &p->seg);
+	if (rc == 0) {
+		rc = ckr_lane_acquire(&p->seg, &id, 0, &idx);
+		if (rc)
+			ckr_segment_detach(&p->seg);
+	}
 	if (rc) {
 		free(p);
 		return rc;
 	}
-	ckr_lane_view(r->impl, idx, &p->lane);
+	p->token = id.token;
+	ckr_lane_view(&p->seg, idx, &p->lane);
 	*proc = p;
 	return 0;
 }
@@ -322,7 +331,8 @@ static void ck_thr_close(void *thr)
 static void ck_proc_close(bench_ring *r, void *proc)
 {
 	ck_proc *p = proc;
-	ckr_lane_detach(&p->lane, p->token);
+	ckr_lane_detach(&p->seg, &p->lane, p->token);
+	ckr_segment_detach(&p->seg);
 	free(p);
 }
 
@@ -387,6 +397,7 @@ static void ck_destroy(bench_ring *r)
 {
 	if (r->impl) {
 		ckr_segment_detach(r->impl);
+		ckr_segment_unlink(r->name);
 		free(r->impl);
 	}
 	r->impl = NULL;

@@ -12,8 +12,9 @@
  *   5. the flusher restarts, resumes from its persisted cursors and drains;
  *   6. A completes two runs and fails one; C completes one and leaves one
  *      RUNNING because the host shuts down (LEAVE_RUNNING);
- *   7. host boot: list the interrupted runs, claim each, load its resume
- *      state; a new executor (D) reopens them and finishes them;
+ *   7. host boot: a new host process (D) lists the interrupted runs, claims
+ *      each, loads its resume state, and (8.) reopens them itself — only
+ *      the claimer may reopen a claim — and finishes them;
  *   8. verification: every push that returned OK (recorded by the executors
  *      in a MAP_SHARED table created before fork, written right after each
  *      accepted push) is looked up in the store; "events lost" is that count.
@@ -46,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "client/client.h"
 #include "ring/lane.h"
 #include "shm/futex.h"
@@ -685,6 +686,8 @@ static int executor(demo *d, int who, int cmd_fd, int rep_fd)
 /* executor D: continues the recovered runs                             */
 /* ------------------------------------------------------------------ */
 
+static int host_boot(demo *d);
+
 static int recover_one(exec_ctx *x, const ckr_claim *cl, int i)
 {
 	run_track *t = &x->d->sh->run[i];
@@ -705,6 +708,11 @@ static int recover_one(exec_ctx *x, const ckr_claim *cl, int i)
 static int recovery_executor(demo *d, int who, int cmd_fd, int rep_fd)
 {
 	exec_ctx x = { .d = d, .who = who, .cmd_fd = cmd_fd, .rep_fd = rep_fd };
+	if (host_boot(d) != 0) {
+		say(&x, "@fail host boot");
+		return 1;
+	}
+	section("8. the same host process continues the recovered runs");
 	int rc = ckr_client_attach(d->segment, NULL, &x.c);
 	if (rc)
 		return xfail(&x, "attach", -1, rc);
@@ -1175,13 +1183,15 @@ static int recover_info(demo *d, ckr_store *st, const ckr_run_info *in)
 	return 0;
 }
 
-static int step_boot(demo *d)
+/* The host's boot path, in the process that will drive the recovered runs
+ * (only the claimer may reopen a claim): list the interrupted runs, claim
+ * each, load its resume state. @return 0 or -1 (reported). */
+static int host_boot(demo *d)
 {
 	ckr_store *st;
 	ckr_store_opts so = { 0 };
 	ckr_run_info *v = NULL;
 	size_t n = 0;
-	section("7. host boot: which runs were interrupted?");
 	int rc = ckr_store_open(d->db, &so, &st);
 	if (rc)
 		return fail_step("open the store", rc);
@@ -1194,16 +1204,22 @@ static int step_boot(demo *d)
 	for (size_t k = 0; k < n && rc == 0; k++)
 		rc = recover_info(d, st, &v[k]);
 	free(v);
-	ckr_store_close(st); /* before fork: an LMDB handle must not cross it */
+	ckr_store_close(st);
+	fflush(stdout);
 	return rc;
+}
+
+static int step_boot(demo *d)
+{
+	section("7. host boot: which runs were interrupted?");
+	note("a new host process (D) opens the store, claims each interrupted run");
+	note("and will drive it itself: only the claimer may reopen a claim");
+	int rc = spawn(d, EXEC_D, recovery_executor);
+	return rc ? fail_step("fork executor D", rc) : 0;
 }
 
 static int step_recover(demo *d)
 {
-	section("8. a new executor continues the recovered runs");
-	int rc = spawn(d, EXEC_D, recovery_executor);
-	if (rc)
-		return fail_step("fork executor D", rc);
 	if (collect(d, EXEC_D))
 		return -1;
 	if (reap(d, EXEC_D) != 0)

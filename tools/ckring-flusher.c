@@ -4,16 +4,33 @@
  * Argument parsing and usage only; the engine is persist/flusher*.c.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckring.h"
-#include "persist/flusher.h"
+#include "ckring_store.h"
 
 static volatile int stop_flag;
+
+/* The engine's log: printed as it comes once the flusher runs; while it
+ * opens, an error is kept to make the one line that explains a refusal. */
+typedef struct log_state {
+	bool opening;
+	char open_error[512];
+} log_state;
+
+static void on_log(void *ctx, ckr_log_level level, const char *msg)
+{
+	log_state *ls = ctx;
+	if (ls->opening && level == CKR_LOG_ERROR) {
+		snprintf(ls->open_error, sizeof ls->open_error, "%s", msg);
+		return;
+	}
+	fprintf(stderr, "ckring-flusher: %s\n", msg);
+}
 
 static void on_signal(int sig)
 {
@@ -178,21 +195,30 @@ int main(int argc, char **argv)
 	install_signals();
 	ckr_flusher *f;
 	const char *part = "flusher";
+	log_state ls = { .opening = true };
 	o.failed_part = &part;
+	o.log = on_log;
+	o.log_ctx = &ls;
 	rc = ckr_flusher_open(&o, &f);
 	if (rc) {
-		fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store '%s': "
-			"%s: %s\n", o.segment, o.db_dir, part,
-			rc == -EBUSY ? "another live flusher serves it" : ckr_strerror(rc));
+		if (ls.open_error[0])
+			fprintf(stderr, "ckring-flusher: %s\n", ls.open_error);
+		else
+			fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store "
+				"'%s': %s: %s\n", o.segment, o.db_dir, part,
+				rc == -EBUSY ? "another live flusher serves it"
+					     : ckr_strerror(rc));
 		return 1;
 	}
+	ls.opening = false;
 	rc = ckr_flusher_run(f, &stop_flag);
-	const ckr_flusher_stats *st = ckr_flusher_get_stats(f);
-	fprintf(stderr, "ckring-flusher: stopped: %llu events stored, %llu corrupt, "
-		"%llu reclaimed, map grown %llu times\n",
-		(unsigned long long)st->applied[CKR_APPLY_STORED],
-		(unsigned long long)st->corrupt, (unsigned long long)st->reclaimed,
-		(unsigned long long)st->map_grown);
+	ckr_flusher_stats st;
+	ckr_flusher_stats_get(f, &st);
+	fprintf(stderr, "ckring-flusher: stopped: %llu events stored, %llu rejected, "
+		"%llu corrupt, %llu reclaimed, map grown %llu times\n",
+		(unsigned long long)st.stored, (unsigned long long)st.rejected,
+		(unsigned long long)st.corrupt, (unsigned long long)st.reclaimed,
+		(unsigned long long)st.map_grown);
 	ckr_flusher_close(f);
 	if (rc) {
 		fprintf(stderr, "ckring-flusher: %s\n", ckr_strerror(rc));

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "event/event.h"
 #include "persist/store.h"
 #include "ring/lane.h"

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm/segment.h"
+
 const char *tu_segname(const char *tag)
 {
 	static char names[8][96];
@@ -177,4 +179,13 @@ char tu_proc_state(pid_t pid)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	return (p && p[1] == ' ') ? p[2] : 0;
+}
+
+uint64_t tu_seg_size(uint32_t lanes, uint64_t lane_bytes)
+{
+	ckr_segment_opts o = { .lanes = lanes, .group = (gid_t)-1 };
+	ckr_seg_geometry g;
+	if (ckr_segment_geometry(&o, &g) != 0)
+		return 0;
+	return g.data_offset + (uint64_t)lanes * lane_bytes;
 }

@@ -60,3 +60,7 @@ void tu_shm_path(const char *name, char *out, size_t n);
 /* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), or 0 if the
  * process cannot be read. */
 char tu_proc_state(pid_t pid);
+
+/* The total size of a segment of `lanes` lanes of exactly lane_bytes each
+ * and the default writer slots (what ckr_segment_opts.size must be). */
+uint64_t tu_seg_size(uint32_t lanes, uint64_t lane_bytes);

@@ -31,8 +31,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$SEED" ] || SEED=$(( (RANDOM << 15 | RANDOM) + 1 ))
-for f in "$BUILD/libckring.a" "$BUILD/bin/ckring-flusher" "$BUILD/bin/ckring-load"; do
-  [ -e "$f" ] || { echo "torture.sh: $f missing: run 'make tools' (BUILD=$BUILD)" >&2; exit 2; }
+# The flusher of the hooks build: its crash points (CKR_FLUSHER_CRASH) exist
+# only there, never in the shipped library.
+for f in "$BUILD/libckring.a" "$BUILD/hooks/bin/ckring-flusher" "$BUILD/bin/ckring-load"; do
+  [ -e "$f" ] || { echo "torture.sh: $f missing: run 'make tests' (BUILD=$BUILD)" >&2; exit 2; }
 done
 
 WORK=$(mktemp -d /tmp/ckr-torture-XXXXXX)
@@ -64,7 +66,10 @@ LIBS=("$BUILD/libckring.a" -llmdb -lpthread -lrt)
 "$CC" "${CFLAGS[@]}" -o "$WORK/torture" "$ROOT/tests/torture/torture.c" "${LIBS[@]}"
 "$CC" "${CFLAGS[@]}" -o "$WORK/verify" "$ROOT/tests/torture/verify.c" "${LIBS[@]}"
 
-setsid "$WORK/torture" --bin "$BUILD/bin" --dir "$WORK" --verify "$WORK/verify" \
+mkdir "$WORK/bin"
+ln -s "$BUILD/hooks/bin/ckring-flusher" "$WORK/bin/ckring-flusher"
+ln -s "$BUILD/bin/ckring-load" "$WORK/bin/ckring-load"
+setsid "$WORK/torture" --bin "$WORK/bin" --dir "$WORK" --verify "$WORK/verify" \
   --segment "$SEG" --seed "$SEED" --duration "$DURATION" ${EXTRA[@]+"${EXTRA[@]}"} &
 DRIVER=$!
 set +e

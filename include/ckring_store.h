@@ -1,0 +1,262 @@
+/*
+ * ckring_store.h — the store side of ckring (libckring-store): the LMDB
+ * store of runs and their events, the recovery API a host uses at boot
+ * (list interrupted runs, claim one, load its resume state), and the flusher
+ * engine that drains a segment into the store (the body of ckring-flusher).
+ *
+ * CAVEATS
+ * - One store, one segment: a store records the segment it serves (name and
+ *   epoch); a flusher of another segment is refused (CKR_ESEGMENT). A
+ *   segment recreated under the same name (new epoch) retires the old one:
+ *   runs written under it become claimable, because that ring is gone.
+ * - One LMDB environment per process and directory: every ckr_store_open()
+ *   of the same directory in one process shares one environment (reference
+ *   counted), so the handles never drop each other's locks.
+ * - A claim makes the calling process the run's one writer (a new writer id
+ *   and incarnation); only this process may ckr_run_reopen() it. Claims
+ *   succeed only once the flusher has drained every lane of the run's dead
+ *   writer (CKR_ENOTDRAINED until then), so a claim never fences out an
+ *   event that was accepted into the ring.
+ * - The library never prints: the flusher engine reports through the log
+ *   callback of its options.
+ *
+ * ERRORS: as in ckring.h (0 or a negative errno / CKR_E* code).
+ */
+#ifndef CKRING_STORE_H
+#define CKRING_STORE_H
+
+#include "ckring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* The store: recovery API (any process, concurrent with the flusher)  */
+/* ------------------------------------------------------------------ */
+
+typedef struct ckr_store ckr_store;
+
+typedef enum ckr_run_state {
+	CKR_RUN_RUNNING = 1,
+	CKR_RUN_FAILED = 2,
+	CKR_RUN_COMPLETED = 3,
+} ckr_run_state;
+
+typedef struct ckr_store_opts {
+	uint64_t map_size;      /* initial LMDB map size; 0 = 64 MiB */
+	uint32_t max_attempts;  /* recoveries before a run fails; 0 = the
+	                         * flusher's setting (default 5) */
+	bool read_only;         /* no claims; for inspection */
+} ckr_store_opts;
+
+/*
+ * Open the store at dir (must exist). Checks the schema version.
+ * @return 0; -ENOENT no such directory or no store in it (read_only);
+ *         -EACCES; CKR_EVERSION a schema of another version (a store of an
+ *         older ckring is migrated by opening it once with ckring-flusher);
+ *         -ENOMEM; -EIO.
+ * Thread-safe; a second open of the same directory in this process shares
+ * its LMDB environment.
+ */
+CKR_API int ckr_store_open(const char *dir, const ckr_store_opts *opts,
+			   ckr_store **out);
+
+/* Close a handle (the environment closes with its last handle). NULL is
+ * allowed. */
+CKR_API void ckr_store_close(ckr_store *s);
+
+typedef struct ckr_run_info {
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;
+	ckr_run_state state;
+	ckr_kind kind;
+	uint32_t owner_pid;
+	uint64_t owner_start;  /* owner's process start time, clock ticks */
+	bool owner_alive;
+	bool owner_drained;    /* the owner is gone and the flusher drained
+	                        * every lane it wrote: claimable */
+	uint32_t incarnation;
+	uint32_t attempts;
+	uint64_t events;       /* events stored (the begin included) */
+	uint64_t last_seq;     /* highest sequence stored */
+	uint64_t prefix_seq;   /* highest sequence of the gap-free prefix */
+	uint64_t set_aside;    /* rows set aside by claims (past a gap) */
+	uint64_t bytes;
+	uint64_t created_ns;   /* CLOCK_REALTIME ns */
+	uint64_t finished_ns;  /* 0 while running */
+	char label[CKR_LABEL_MAX + 1];
+	char error[256];       /* failed runs: the error, possibly cut */
+} ckr_run_info;
+
+typedef enum ckr_list_which {
+	CKR_LIST_INTERRUPTED = 0, /* RUNNING with an owner that is not alive */
+	CKR_LIST_RUNNING = 1,     /* every RUNNING run */
+	CKR_LIST_ALL = 2,         /* every run, whatever its state */
+} ckr_list_which;
+
+/*
+ * List runs. *out is malloc'd (free() it); *n its length.
+ * @return 0; -EINVAL; -ENOMEM; -EIO.
+ */
+CKR_API int ckr_store_list(ckr_store *s, ckr_list_which which,
+			   ckr_run_info **out, size_t *n);
+
+/* One run's summary. @return 0; -ENOENT; -EINVAL; -EIO. */
+CKR_API int ckr_store_get(ckr_store *s, const void *id, size_t id_len,
+			  ckr_run_info *out);
+
+/*
+ * For ckr_client_opts.begin_check: ctx is an open ckr_store.
+ * @return 0 the store has no run id; -EEXIST it has; -EIO.
+ */
+CKR_API int ckr_store_begin_check(void *ctx, const void *id, size_t id_len);
+
+/*
+ * Claim an interrupted run for recovery, atomically (one LMDB write
+ * transaction: two claimers can never both win). Bumps the incarnation and
+ * the attempt count, makes this process the run's owner with a new writer
+ * id, and closes the dead writer's tenure: rows past the first gap are set
+ * aside (kept, listed in the resume state), so the run continues right
+ * after its gap-free prefix.
+ * @return 0; -ENOENT no such run; CKR_ETERMINAL the run finished;
+ *         CKR_ENOTINTERRUPTED / CKR_ECLAIMED its owner is alive (the loser
+ *         of a race gets CKR_ECLAIMED); CKR_ENOTDRAINED the dead owner's
+ *         events may still be in the ring; CKR_EEXHAUSTED attempts exceeded
+ *         the maximum: the run is now failed; -EROFS store opened read-only;
+ *         -ENOSPC; -EIO.
+ */
+CKR_API int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
+			    ckr_claim *out);
+
+typedef struct ckr_blob {
+	uint64_t seq;
+	uint32_t index;      /* phases: the phase index */
+	uint32_t incarnation;/* the incarnation that wrote it */
+	char *name;          /* phases: the phase name (NUL-terminated) */
+	uint8_t *data;
+	size_t size;
+} ckr_blob;
+
+typedef struct ckr_resume {
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;
+	ckr_kind kind;
+	ckr_run_state state;
+	uint64_t next_seq;      /* after the highest stored sequence */
+	ckr_blob *history;      /* single-loop: the gap-free transcript prefix */
+	size_t n_history;
+	ckr_blob *phases;       /* multi-phase: completed phases, in order */
+	size_t n_phases;
+	uint64_t *gaps;         /* missing sequence numbers below next_seq */
+	size_t n_gaps;
+	ckr_blob *set_aside;    /* rows set aside by claims: never part of the
+	                         * resume state, kept for post-mortem */
+	size_t n_set_aside;
+	char label[CKR_LABEL_MAX + 1];
+	uint8_t *meta;          /* begin's metadata */
+	size_t meta_len;
+} ckr_resume;
+
+/*
+ * Load a run's resume state: single-loop → the longest gap-free prefix of its
+ * messages; multi-phase → its completed phases in order. Every gap is
+ * reported. Free with ckr_resume_free().
+ * @return 0; -ENOENT; -ENOMEM; -EIO; CKR_ECORRUPT an undecodable row.
+ */
+CKR_API int ckr_store_resume(ckr_store *s, const void *id, size_t id_len,
+			     ckr_resume **out);
+CKR_API void ckr_resume_free(ckr_resume *rs);
+
+/*
+ * Remove runs finished (completed/failed) longer ago than the given ages,
+ * in seconds (0 = never). Completed runs stay as small tombstones (a late
+ * duplicate begin must still find them).
+ * @return the number removed, or a negative error; -EROFS.
+ */
+CKR_API int ckr_store_prune(ckr_store *s, uint32_t completed_age_s,
+			    uint32_t failed_age_s);
+
+/* ------------------------------------------------------------------ */
+/* The flusher engine (the body of ckring-flusher)                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct ckr_flusher ckr_flusher;
+
+typedef enum ckr_sync {
+	CKR_SYNC_ALWAYS = 0,   /* fsync every batch (group commit) */
+	CKR_SYNC_NONE = 1,     /* leave it to the OS */
+	CKR_SYNC_INTERVAL = 2, /* fsync at most every sync_interval_ms */
+} ckr_sync;
+
+typedef enum ckr_log_level {
+	CKR_LOG_ERROR = 0,
+	CKR_LOG_WARN = 1,
+	CKR_LOG_INFO = 2,
+} ckr_log_level;
+
+/* A log line of the engine (no newline). Called from the thread that runs
+ * the engine. */
+typedef void (*ckr_log_fn)(void *ctx, ckr_log_level level, const char *msg);
+
+typedef struct ckr_flusher_opts {
+	const char *segment;
+	const char *db_dir;
+	bool create;                /* create the segment if it is missing */
+	ckr_segment_opts seg;       /* with create */
+	ckr_sync sync;
+	uint32_t sync_interval_ms;
+	uint32_t idle_max_us;       /* longest idle sleep; 0 = 1000 */
+	uint64_t map_size;          /* initial map; 0 = 64 MiB; grows when full */
+	uint32_t keep_completed_s;  /* keep completed runs' events this long */
+	uint32_t max_attempts;      /* recorded for recoverers; 0 = 5 */
+	ckr_log_fn log;             /* NULL: the engine says nothing */
+	void *log_ctx;
+	const char **failed_part;   /* optional: on an open error, set to
+	                             * "segment", "store" or "flusher slot" */
+} ckr_flusher_opts;
+
+/*
+ * Open the flusher: attach (or create) the segment, open the store, claim the
+ * segment's flusher slot (a kernel lock) and resume from the persisted
+ * positions; SYNCED is republished only after an fsync.
+ * @return 0; -EBUSY another live flusher serves the segment; CKR_ESEGMENT
+ *         the store serves another segment; the errors of
+ *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or
+ *         disk is too small to set the store up). A segment this call
+ *         created is removed again when it fails.
+ */
+CKR_API int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
+
+/*
+ * Drain until *stop becomes non-zero (a signal handler may set it), then
+ * drain what is left, commit and return 0. Returns a negative error only for
+ * what it cannot survive; a full disk or full map is retried, not returned.
+ */
+CKR_API int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
+
+/* One drain pass: at most one batch. *n_events gets the records consumed. */
+CKR_API int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);
+
+/* What the engine did since it was opened (its committed batches). */
+typedef struct ckr_flusher_stats {
+	uint64_t stored;        /* events stored */
+	uint64_t rejected;      /* events rejected, all reasons */
+	uint64_t dup_begin, foreign, stale, orphan, after_end, dup_seq, bad_kind;
+	uint64_t corrupt;       /* records that failed validation */
+	uint64_t reclaimed;     /* abandoned claims of dead owners skipped */
+	uint64_t batches;       /* store transactions committed */
+	uint64_t map_grown;
+	uint64_t disk_full;     /* commits deferred for a full disk */
+} ckr_flusher_stats;
+
+/* Copy the statistics. This function can't fail. */
+CKR_API void ckr_flusher_stats_get(const ckr_flusher *f, ckr_flusher_stats *out);
+
+/* Release the flusher slot and close. NULL is allowed. */
+CKR_API void ckr_flusher_close(ckr_flusher *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CKRING_STORE_H */
