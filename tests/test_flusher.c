@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "ckring.h"
+#include "ckring_store.h"
 #include "client/client.h"
 #include "event/event.h"
 #include "persist/store.h"
@@ -29,6 +29,7 @@
 #include "shm/proc.h"
 #include "shm/segment.h"
 #include "tests/helpers/testutil.h"
+#include "tests/helpers/tu_flusher.h"
 
 typedef struct fixture {
 	const char *seg;
@@ -37,53 +38,16 @@ typedef struct fixture {
 	ckr_client *c;
 } fixture;
 
-/* The tools of the hooks build (the flusher's crash points exist only
- * there). */
-static const char *bin(const char *tool)
-{
-	static char path[512];
-	const char *b = getenv("BUILD");
-	snprintf(path, sizeof path, "%s/hooks/bin/%s", b && *b ? b : "build", tool);
-	return path;
-}
-
-/* Start ckring-flusher; crash = CKR_FLUSHER_CRASH value or NULL; extra =
- * one more argument or NULL. Waits (bounded) until it serves the segment. */
+/* Start the flusher with one optional extra argument. */
 static pid_t start_flusher(fixture *f, const char *crash, const char *extra)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (crash)
-			setenv("CKR_FLUSHER_CRASH", crash, 1);
-		else
-			unsetenv("CKR_FLUSHER_CRASH");
-		execl(bin("ckring-flusher"), "ckring-flusher", "--segment", f->seg, "--db",
-		      f->db, "--create", "--size", "1048576", "--lanes", "4",
-		      "--idle-max-us", "200", extra, (char *)NULL);
-		_exit(127);
-	}
-	ckr_segment s;
-	int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
-	while (tu_now_ms() < deadline) {
-		if (ckr_segment_attach(f->seg, true, &s) == 0) {
-			uint64_t owner = atomic_load(&ckr_seg_fl(&s)->owner);
-			ckr_segment_detach(&s);
-			if (ckr_token_pid(owner) == pid) /* its store is ready too */
-				return pid;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -1;
-		sched_yield();
-	}
-	kill(pid, SIGKILL);
-	return -1;
+	const char *more[] = { extra, NULL };
+	return tu_flusher_start(f->seg, f->db, crash, more);
 }
 
 static int stop_flusher(pid_t pid)
 {
-	kill(pid, SIGTERM);
-	int st = tu_wait_child(pid, TU_TIMEOUT_MS);
-	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tu_flusher_stop(pid);
 }
 
 static int setup(void **state)
@@ -112,26 +76,12 @@ static int teardown(void **state)
 
 static ckr_run *begin(ckr_client *c, const char *id, ckr_kind kind)
 {
-	ckr_run *r = NULL;
-	ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = kind, .label = "t" };
-	int rc;
-	while ((rc = ckr_run_begin(c, &s, &r, NULL)) == -EAGAIN)
-		sched_yield();
-	assert_int_equal(rc, 0);
-	return r;
+	return tu_begin(c, id, kind, NULL);
 }
 
 static ckr_ticket push_msgs(ckr_run *r, int from, int n)
 {
-	ckr_ticket t = { 0 };
-	char msg[64];
-	for (int i = from; i < from + n; i++) {
-		int len = snprintf(msg, sizeof msg, "message %d", i), rc;
-		while ((rc = ckr_run_message(r, msg, (size_t)len, &t)) == -EAGAIN)
-			sched_yield();
-		assert_int_equal(rc, 0);
-	}
-	return t;
+	return tu_push_msgs(r, from, n);
 }
 
 static ckr_store *open_store(fixture *f, bool ro)
@@ -142,24 +92,9 @@ static ckr_store *open_store(fixture *f, bool ro)
 	return s;
 }
 
-/* The run's transcript is exactly "message 0".."message n-1", no gaps. */
 static void assert_history(fixture *f, const char *id, int n)
 {
-	ckr_store *s = open_store(f, true);
-	ckr_resume *rs;
-	assert_int_equal(ckr_store_resume(s, id, strlen(id), &rs), 0);
-	assert_int_equal(rs->n_gaps, 0);
-	assert_int_equal(rs->n_history, (size_t)n);
-	char want[64];
-	for (int i = 0; i < n; i++) {
-		int len = snprintf(want, sizeof want, "message %d", i);
-		assert_int_equal(rs->history[i].seq, (uint64_t)i + 1);
-		assert_int_equal(rs->history[i].size, (size_t)len);
-		assert_memory_equal(rs->history[i].data, want, (size_t)len);
-	}
-	assert_int_equal(rs->next_seq, (uint64_t)n + 1);
-	ckr_resume_free(rs);
-	ckr_store_close(s);
+	tu_assert_history(f->db, id, n);
 }
 
 static void test_pushed_events_persisted_in_order(void **state)
@@ -297,7 +232,7 @@ static void test_second_flusher_refused(void **state)
 	if (pid == 0) {
 		int devnull = open("/dev/null", 1);
 		dup2(devnull, 2);
-		execl(bin("ckring-flusher"), "ckring-flusher", "--segment", f->seg, "--db",
+		execl(tu_hooks_bin("ckring-flusher"), "ckring-flusher", "--segment", f->seg, "--db",
 		      f->db, (char *)NULL);
 		_exit(127);
 	}
