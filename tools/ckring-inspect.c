@@ -839,14 +839,19 @@ static int store_open_ro(const char *dir, ckr_store **s)
 	if (rc == -ENOENT)
 		return fail("store", dir, "no such directory, or no store in it "
 			    "(has a flusher run on it?)");
+	if (rc == CKR_EVERSION)
+		return fail("store", dir, "made by another ckring version: a store of "
+			    "ckring 0.1 (schema 1) is migrated in place by starting "
+			    "ckring-flusher --db on it once; a newer schema needs a newer "
+			    "ckring");
 	if (rc)
 		return fail("store", dir, ckr_strerror(rc));
 	return 0;
 }
 
 static const char *const store_counters[] = {
-	"stored", "dup_begin", "bad_begin", "bad_kind", "stale", "orphan",
-	"after_end", "dup_seq", "over_limit", "quarantined",
+	"stored", "dup_begin", "foreign", "bad_begin", "bad_kind", "stale", "orphan",
+	"after_end", "dup_seq", "quarantined",
 };
 
 static void json_run_info(json_w *w, const ckr_run_info *r)
@@ -869,6 +874,8 @@ static void json_run_info(json_w *w, const ckr_run_info *r)
 	json_bool(w, r->state == CKR_RUN_RUNNING && !r->owner_alive);
 	json_key(w, "owner_drained"); json_bool(w, r->owner_drained);
 	json_key(w, "incarnation"); json_u64(w, r->incarnation);
+	json_key(w, "prefix_seq"); json_u64(w, r->prefix_seq);
+	json_key(w, "set_aside"); json_u64(w, r->set_aside);
 	json_key(w, "bytes"); json_u64(w, r->bytes);
 	json_key(w, "label"); json_str(w, r->label);
 	json_end_obj(w);
@@ -1003,6 +1010,7 @@ static void json_blobs(json_w *w, const ckr_blob *b, size_t n, bool phases)
 			json_key(w, "name"); json_str(w, b[i].name ? b[i].name : "");
 		}
 		json_key(w, "seq"); json_u64(w, b[i].seq);
+		json_key(w, "incarnation"); json_u64(w, b[i].incarnation);
 		json_key(w, "size"); json_u64(w, b[i].size);
 		json_key(w, "data_b64"); json_b64(w, b[i].data, b[i].size);
 		json_end_obj(w);
@@ -1029,6 +1037,10 @@ static void run_json(const ckr_resume *rs)
 	json_blobs(&w, rs->history, rs->n_history, false);
 	json_key(&w, "completed_phases");
 	json_blobs(&w, rs->phases, rs->n_phases, true);
+	/* Rows a claim set aside (past a gap): kept, never part of the resume
+	 * state. */
+	json_key(&w, "set_aside");
+	json_blobs(&w, rs->set_aside, rs->n_set_aside, rs->kind == CKR_KIND_MULTI_PHASE);
 	json_key(&w, "meta_b64"); json_b64(&w, rs->meta, rs->meta_len);
 	json_end_obj(&w);
 	json_finish(&w);
@@ -1049,6 +1061,17 @@ static void run_text(const ckr_resume *rs)
 	for (size_t i = 0; i < rs->n_gaps; i++)
 		printf("%s%" PRIu64, i ? ", " : "", rs->gaps[i]);
 	printf("%s\n", rs->n_gaps ? "  (resume stops before the first gap)" : "none");
+	if (rs->n_set_aside) {
+		printf("  set aside by claims (past a gap; not part of the resume state): %zu\n",
+		       rs->n_set_aside);
+		for (size_t i = 0; i < rs->n_set_aside; i++) {
+			const ckr_blob *b = &rs->set_aside[i];
+			printf("    seq %-6" PRIu64 " incarnation %-3" PRIu32 " %6zu B  ", b->seq,
+			       b->incarnation, b->size);
+			print_preview(stdout, b->data, b->size, 50);
+			printf("\n");
+		}
+	}
 	if (rs->kind == CKR_KIND_MULTI_PHASE) {
 		printf("  completed phases: %zu\n", rs->n_phases);
 		for (size_t i = 0; i < rs->n_phases; i++) {

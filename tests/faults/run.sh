@@ -105,7 +105,7 @@ wait_exit() {
     sleep 0.01
   done
   if alive "$pid"; then kill_tree "$pid"; fi
-  wait "$pid"; WST=$?
+  wait "$pid" 2>/dev/null; WST=$?
 }
 
 # stop_flusher: SIGTERM, must exit 0.
@@ -274,6 +274,38 @@ case_commit_enospc() {
   end_case "flusher kept running ('store full ... retrying', $(wc -l <"$CW/flog") failed commits), producers saw ring-full; $VERIFIED events land"
 }
 
+# ---- issue 11 (5): a restarted flusher says SYNCED only after an fsync ----
+# json_field NAME: the flusher's NAME from ckring-inspect segment --json.
+json_field() {
+  "$BIN/ckring-inspect" segment "$SEG" --json |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['flusher']['$1'])"
+}
+case_restart_sync_eio() {
+  new_case restart_sync_eio
+  start_flusher "" --create --sync none
+  load a- 300
+  "$W/segwait" drained "$SEG" "$T" || fail "not drained"
+  kill -KILL "$FPID"; wait_exit "$FPID"
+  local committed synced
+  committed=$(json_field committed); synced=$(json_field synced)
+  [ "$synced" -lt "$committed" ] || fail "--sync none published synced $synced = committed before any fsync"
+  # Its fsync fails: it must not publish SYNCED for what it cannot prove.
+  env CKR_FAULT=mdb_env_sync:EIO CKR_FAULT_LOG="$CW/flog" LD_PRELOAD="$SHIM" \
+    "$BIN/ckring-flusher" --segment "$SEG" --db "$DB" --sync none >"$CW/out" 2>"$CW/err"
+  local st=$?
+  [ "$st" = 1 ] || fail "exit $st with a failing fsync, want 1"
+  grep -q "mdb_env_sync EIO" "$CW/flog" 2>/dev/null || fail "the restart never tried to fsync"
+  expect_line "$CW/err" "Input/output error"
+  [ "$(json_field synced)" = "$synced" ] || fail "synced moved without an fsync"
+  # A restart whose fsync works publishes synced = committed.
+  start_flusher "" --sync none
+  [ "$(json_field synced)" = "$(json_field committed)" ] ||
+    fail "synced $(json_field synced) != committed $(json_field committed) after an fsync'd restart"
+  stop_flusher
+  verify_store
+  end_case "synced stays at $synced < $committed until a restart's fsync; then equal; $VERIFIED events land"
+}
+
 # ---- mdb_put says MDB_MAP_FULL: grow the map and replay ----
 case_put_mapfull() {
   new_case put_mapfull
@@ -383,8 +415,8 @@ case_known_open_mapfull() {
 }
 
 ALL=(create_ftruncate create_fallocate create_mmap attach_eacces attach_eacces_real
-     commit_eio commit_enospc put_mapfull put_eio known_full_disk known_grow_fails
-     known_open_mapfull known_final_drain_mapfull)
+     commit_eio commit_enospc restart_sync_eio put_mapfull put_eio known_full_disk
+     known_grow_fails known_open_mapfull known_final_drain_mapfull)
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=("${ALL[@]}")
 echo "faults: ${#CASES[@]} cases against $BIN"

@@ -4,8 +4,8 @@
  * calls, a number of times, while an "arm" file exists.
  *
  *   CKR_FAULT      comma-separated rules  FUNC:ERROR[:after=N][:times=M]
- *                  FUNC   mdb_txn_commit | mdb_put | ftruncate |
- *                         posix_fallocate | mmap | shm_open
+ *                  FUNC   mdb_txn_commit | mdb_put | mdb_env_sync |
+ *                         ftruncate | posix_fallocate | mmap | shm_open
  *                  ERROR  EIO | ENOSPC | ENOMEM | EACCES | EPERM | EMFILE |
  *                         MAP_FULL (LMDB's MDB_MAP_FULL) | a number
  *                  after  let the first N matching calls through (default 0)
@@ -35,10 +35,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-enum fn { F_COMMIT, F_PUT, F_FTRUNCATE, F_FALLOCATE, F_MMAP, F_SHM_OPEN, F_COUNT };
+enum fn { F_COMMIT, F_PUT, F_SYNC, F_FTRUNCATE, F_FALLOCATE, F_MMAP, F_SHM_OPEN, F_COUNT };
 
 static const char *const fn_names[F_COUNT] = {
-	"mdb_txn_commit", "mdb_put", "ftruncate", "posix_fallocate", "mmap", "shm_open",
+	"mdb_txn_commit", "mdb_put", "mdb_env_sync", "ftruncate", "posix_fallocate",
+	"mmap", "shm_open",
 };
 
 typedef struct rule {
@@ -183,6 +184,16 @@ int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned fla
 	if (should_fail(F_PUT))
 		return rules[F_PUT].err;
 	return next(txn, dbi, key, data, flags);
+}
+
+int mdb_env_sync(MDB_env *env, int force)
+{
+	static int (*next)(MDB_env *, int);
+	if (!next)
+		next = (int (*)(MDB_env *, int))real("mdb_env_sync");
+	if (should_fail(F_SYNC))
+		return rules[F_SYNC].err;
+	return next(env, force);
 }
 
 int ftruncate(int fd, off_t len)
