@@ -3,13 +3,10 @@
  * level published by the flusher, and tell a stored event from a rejected
  * one (ring/PROTOCOL.md, "Writer slots", W3).
  *
- * The flusher publishes per lane `head` (committed) and `synced`, then bumps
- * the futex word `commit_seq` and wakes it if `waiters` is non-zero. A waiter
- * increments `waiters`, reads `commit_seq`, re-checks the positions, and only
- * then sleeps on `commit_seq` with the value it read. Both sides use seq_cst
- * on `waiters` / `commit_seq`, so either the waiter sees the new position or
- * the flusher sees the waiter (no lost wake-up); a `commit_seq` that moved
- * after it was read makes the futex wait return at once.
+ * The flusher publishes per lane `head` (committed) and `synced`, then wakes
+ * waiters; a waiter re-checks the positions after registering and before
+ * each sleep: the waiters' half of the wake-up protocol (ring/wake.h), which
+ * also wakes a sleeping flusher first.
  *
  * The flusher's liveness is its kernel lock on the segment (byte
  * CKR_LOCK_FLUSHER), probed at every turn of the loop, which sleeps at most
@@ -24,7 +21,8 @@
 
 #include "client/client.h"
 #include "ring/lane.h"
-#include "shm/futex.h"
+#include "ring/wake.h"
+#include "shm/clock.h"
 
 #define SLICE_NS (INT64_C(100) * 1000000)
 
@@ -56,16 +54,6 @@ static int check(const ckr_lane *l, const ckr_ticket *t, ckr_level level)
 	return p >= (level == CKR_LEVEL_SYNCED ? 2 : 1) ? 0 : 1;
 }
 
-static void wake_flusher(ckr_seg_flusher *fl)
-{
-	/* seq_cst: pairs with the flusher's seq_cst store of `asleep` before
-	 * it re-checks the lanes: either it sees our bump of wake_seq (its
-	 * futex wait returns at once) or we see it asleep and wake it. */
-	atomic_fetch_add(&fl->wake_seq, 1);
-	if (atomic_load(&fl->asleep))
-		ckr_futex_wake(&fl->wake_seq, 1);
-}
-
 /* Nanoseconds left of timeout_ms since start; -1 for no bound. */
 static int64_t time_left(int timeout_ms, uint64_t start)
 {
@@ -82,7 +70,7 @@ static int wait_loop(const ckr_segment *seg, const ckr_lane *l,
 	ckr_seg_flusher *fl = ckr_seg_fl(seg);
 	uint64_t start = ckr_now_ns(CLOCK_MONOTONIC);
 	for (;;) {
-		uint32_t seen = atomic_load(&fl->commit_seq); /* seq_cst */
+		uint32_t seen = ckr_wake_wait_seen(fl);
 		int rc = check(l, t, level);
 		if (rc <= 0)
 			return rc;
@@ -94,10 +82,9 @@ static int wait_loop(const ckr_segment *seg, const ckr_lane *l,
 		int64_t left = time_left(timeout_ms, start);
 		if (left == 0)
 			return -ETIMEDOUT;
-		wake_flusher(fl);
 		if (left < 0 || left > SLICE_NS)
 			left = SLICE_NS;
-		ckr_futex_wait(&fl->commit_seq, seen, left);
+		ckr_wake_wait_sleep(fl, seen, left);
 	}
 }
 
@@ -118,8 +105,8 @@ int ckr_wait(ckr_client *c, const ckr_ticket *t, ckr_level level, int timeout_ms
 	if (rc <= 0)
 		return rc;
 	ckr_seg_flusher *fl = ckr_seg_fl(seg);
-	atomic_fetch_add(&fl->waiters, 1); /* seq_cst: see the file comment */
+	ckr_wake_wait_enter(fl);
 	rc = wait_loop(seg, &l, t, level, timeout_ms);
-	atomic_fetch_sub(&fl->waiters, 1);
+	ckr_wake_wait_leave(fl);
 	return rc;
 }

@@ -37,7 +37,8 @@
 
 #include "event/event.h"
 #include "ring/lane.h"
-#include "shm/futex.h"
+#include "ring/wake.h"
+#include "shm/clock.h"
 #include "shm/proc.h"
 
 #define BATCH_MAX_EVENTS 8192
@@ -654,12 +655,7 @@ static void publish(ckr_flusher *f, size_t n)
 
 void ckr_flusher_wake_waiters(ckr_flusher *f)
 {
-	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
-	/* seq_cst: pairs with ckr_wait()'s seq_cst increment of waiters and
-	 * load of commit_seq (client/wait.c): no lost wake-up. */
-	atomic_fetch_add(&sf->commit_seq, 1);
-	if (atomic_load(&sf->waiters))
-		ckr_futex_wake(&sf->commit_seq, 0x7fffffff);
+	ckr_wake_published(ckr_seg_fl(&f->seg));
 }
 
 /* Is the store's file system (almost) out of space? */

@@ -4,11 +4,9 @@
  * bound up to idle_max_us), fsync on the interval policy, housekeeping, and a
  * final drain on stop.
  *
- * Sleeping protocol (pairs with wake_flusher() in client/wait.c): read
- * wake_seq, set asleep = 1 (seq_cst), re-check the lanes for new work, then
- * futex-wait on wake_seq with the value read. A producer that waits for
- * durability bumps wake_seq and wakes us if it sees asleep. Producers that
- * only push never wake us: their events wait at most idle_max_us.
+ * Sleeping is the flusher's half of the wake-up protocol (ring/wake.h): a
+ * producer that waits for durability wakes us; producers that only push
+ * never do: their events wait at most idle_max_us.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,7 +16,8 @@
 #include <time.h>
 
 #include "persist/flusher.h"
-#include "shm/futex.h"
+#include "ring/wake.h"
+#include "shm/clock.h"
 
 #define SPIN_POLLS 64
 
@@ -29,9 +28,10 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Has any lane moved since its last pass? */
-static bool new_work(ckr_flusher *f)
+/* Has any lane moved since its last pass? (ckr_wake_sleep's re-check) */
+static bool new_work(void *ctx)
 {
+	ckr_flusher *f = ctx;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++)
 		if (ckr_flusher_lane_moved(&f->lanes[i]))
 			return true;
@@ -40,12 +40,7 @@ static bool new_work(ckr_flusher *f)
 
 static void idle_sleep(ckr_flusher *f, uint64_t sleep_ns)
 {
-	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
-	uint32_t seen = atomic_load(&sf->wake_seq); /* seq_cst: see file comment */
-	atomic_store(&sf->asleep, 1);               /* seq_cst */
-	if (!new_work(f))
-		ckr_futex_wait(&sf->wake_seq, seen, (int64_t)sleep_ns);
-	atomic_store(&sf->asleep, 0);
+	ckr_wake_sleep(ckr_seg_fl(&f->seg), new_work, f, sleep_ns);
 }
 
 /* sync=interval: fsync when the interval passed and something is unsynced;

@@ -12,6 +12,7 @@
  * → their -errno, the rest → -EIO.
  */
 #include "persist/store_internal.h"
+#include "shm/clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -69,9 +70,7 @@ int ckr_st_err(int rc)
 
 uint64_t ckr_st_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return ckr_now_ns(CLOCK_REALTIME);
 }
 
 int ckr_st_buf_reserve(ckr_buf *b, size_t n)

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "ring/crc32c.h"
-#include "shm/futex.h"
+#include "shm/clock.h"
 
 #ifdef CKR_TEST_HOOKS
 void (*ckr_lane_test_after_claim)(ckr_lane *l, uint64_t pos);

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shm/futex.h"
+#include "shm/clock.h"
 #include "shm/proc.h"
 
 static uint64_t magic_word(void)

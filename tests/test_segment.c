@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "shm/clock.h"
 #include "shm/futex.h"
 #include "shm/proc.h"
 #include "shm/segment.h"

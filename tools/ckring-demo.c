@@ -50,6 +50,7 @@
 #include "ckring_store.h"
 #include "client/client.h"
 #include "ring/lane.h"
+#include "shm/clock.h"
 #include "shm/futex.h"
 #include "shm/proc.h"
 #include "shm/segment.h"

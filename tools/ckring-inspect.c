@@ -32,6 +32,7 @@
 #include "event/event.h"
 #include "persist/store.h"
 #include "ring/lane.h"
+#include "shm/clock.h"
 #include "shm/futex.h"
 #include "shm/proc.h"
 #include "shm/segment.h"
