@@ -10,9 +10,6 @@
 #include "ckring.h"
 #include "shm/segment.h"
 
-/* The lane index this client pushes into. */
-uint32_t ckr_client_lane(const ckr_client *c);
-
 /* The owner token (pid + start time) of the client's process. */
 uint64_t ckr_client_token(const ckr_client *c);
 

@@ -128,6 +128,10 @@ typedef struct ckr_segment_opts {
  */
 CKR_API int ckr_segment_create(const char *name, const ckr_segment_opts *opts);
 
+/* Is NAME a valid segment name (see ckr_segment_create)?
+ * @return 0; -EINVAL. */
+CKR_API int ckr_segment_name_check(const char *name);
+
 /*
  * Remove the segment NAME. Processes that have it mapped keep their mapping.
  * @return 0; -EINVAL bad name; -ENOENT no such segment; -EACCES.
@@ -194,6 +198,10 @@ typedef struct ckr_client_opts {
  */
 CKR_API int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 			      ckr_client **out);
+
+/* The index of the lane this client pushes into (tickets name it; the
+ * observer reports per lane). This function can't fail. */
+CKR_API uint32_t ckr_client_lane(const ckr_client *c);
 
 /*
  * Detach: frees the lane for reuse (events already pushed stay in the ring
@@ -334,6 +342,147 @@ CKR_API void ckr_run_close(ckr_run *r);
  */
 CKR_API int ckr_wait(ckr_client *c, const ckr_ticket *ticket, ckr_level level,
 		     int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Observing a segment (inspectors, metrics, benchmarks)               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An observer attaches read-only: it never writes to the segment and can
+ * watch it while producers and the flusher run. Its snapshots are gauges
+ * (relaxed loads; a busy lane is counted approximately, a quiet one
+ * exactly). It reads the mapping: a segment truncated under it faults
+ * (SIGBUS); a caller that must survive that guards its calls (the observer
+ * holds no lock and allocates nothing while it reads, so a siglongjmp out
+ * of a call is safe).
+ */
+typedef struct ckr_observer ckr_observer;
+
+/*
+ * Attach to segment NAME read-only.
+ * @return 0; -EINVAL bad name; -ENOENT no such segment; CKR_ENOTSEG;
+ *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -ENOMEM.
+ */
+CKR_API int ckr_observer_open(const char *name, ckr_observer **out);
+
+/* Detach. NULL is allowed. */
+CKR_API void ckr_observer_close(ckr_observer *o);
+
+typedef enum ckr_lane_state {
+	CKR_LANE_FREE = 0,         /* nobody holds it */
+	CKR_LANE_ATTACHED = 1,     /* a live owner (its kernel lock is held) */
+	CKR_LANE_DETACHED = 2,     /* its owner left cleanly; being drained */
+	CKR_LANE_OWNER_GONE = 3,   /* its owner died or exec'd; being drained */
+	CKR_LANE_INCONSISTENT = 4, /* positions out of order (scribbled) */
+} ckr_lane_state;
+
+typedef struct ckr_lane_info {
+	uint32_t index;
+	ckr_lane_state state;
+	uint32_t owner_pid;       /* 0 when free */
+	uint64_t owner_start;     /* the owner's start time, clock ticks */
+	uint64_t owner_since_ns;  /* CLOCK_REALTIME of the attach */
+	uint64_t head;            /* committed: everything below is stored */
+	uint64_t tail;            /* end of every claim */
+	uint64_t synced;          /* fsync'd */
+	uint64_t capacity;
+	uint64_t pending;         /* sealed records between head and tail */
+	uint64_t pending_corrupt; /* ... of which fail validation */
+	uint64_t refused_full;    /* pushes refused: ring full */
+	uint64_t drained;         /* records the flusher consumed */
+	uint32_t writers;         /* writer slots in use (open run handles) */
+} ckr_lane_info;
+
+typedef struct ckr_segment_info {
+	char name[CKR_NAME_MAX + 1];
+	uint32_t layout_version;
+	uint8_t epoch[16];
+	uint64_t size;
+	uint64_t created_ns;      /* CLOCK_REALTIME */
+	uint32_t lane_count;
+	uint32_t writers_per_lane;
+	uint64_t lane_capacity;
+	uint32_t max_record;
+	uint32_t attached;        /* lanes with an owner */
+	uint32_t inconsistent;    /* lanes in CKR_LANE_INCONSISTENT */
+	uint64_t pushed;          /* drained + pending (no push-path counter) */
+	uint64_t drained;
+	uint64_t refused_full;
+	uint64_t reclaimed;       /* abandoned claims of gone owners skipped */
+	uint64_t corrupt;         /* records that failed validation */
+	uint64_t lanes_freed;
+	uint64_t committed;       /* sum of the lanes' heads */
+	uint64_t synced;          /* sum of the lanes' synced */
+	uint64_t lag_bytes;       /* tail - head, summed */
+	uint64_t lag_records;     /* pending, summed */
+	bool flusher_present;     /* a flusher has its slot */
+	bool flusher_alive;       /* ... and holds its kernel lock */
+	uint32_t flusher_pid;
+	bool heartbeat_seen;
+	uint64_t heartbeat_age_ns;/* since the flusher's last loop */
+	uint64_t batches;         /* store transactions the flusher committed */
+	uint64_t records;         /* records it persisted */
+	uint64_t taken_ns;        /* CLOCK_MONOTONIC of the snapshot */
+} ckr_segment_info;
+
+/*
+ * Take a snapshot of the segment and, when lanes is not NULL, of its first
+ * n_lanes lanes. This function can't fail (bad positions are reported as
+ * CKR_LANE_INCONSISTENT).
+ */
+CKR_API void ckr_observer_snapshot(ckr_observer *o, ckr_segment_info *info,
+				   ckr_lane_info *lanes, uint32_t n_lanes);
+
+typedef enum ckr_record_kind {
+	CKR_RECORD_EVENT = 0,       /* a valid record holding an event */
+	CKR_RECORD_UNDECODABLE = 1, /* a valid record, but not an event */
+	CKR_RECORD_CORRUPT = 2,     /* a sealed record that fails validation */
+} ckr_record_kind;
+
+typedef enum ckr_event_kind {
+	CKR_EVENT_BEGIN = 1,
+	CKR_EVENT_MESSAGE = 2,
+	CKR_EVENT_PHASE = 3,
+	CKR_EVENT_COMPLETE = 4,
+	CKR_EVENT_FAIL = 5,
+} ckr_event_kind;
+
+/* One record still in a lane. Pointers are valid during the callback. */
+typedef struct ckr_record_info {
+	uint32_t lane;
+	uint64_t pos;            /* where it starts */
+	uint64_t next;           /* where the next one starts */
+	ckr_record_kind kind;
+	uint32_t size;           /* payload (or, corrupt, raw) bytes */
+	const char *reason;      /* CORRUPT / UNDECODABLE: why */
+	/* EVENT: */
+	ckr_event_kind event;
+	const char *event_name;  /* "begin", "message", ... */
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;
+	uint32_t incarnation;
+	uint64_t seq;
+	uint64_t writer;
+	ckr_kind run_kind;       /* begin: the run's kind */
+	uint32_t begin_pid;      /* begin: the owner pid it names */
+	uint32_t phase_index;    /* phase */
+	const char *phase_name;  /* phase, not NUL-terminated */
+	size_t phase_name_len;
+	const void *data;        /* message data / phase output / fail text */
+	size_t data_len;
+} ckr_record_info;
+
+/* Called per record; return non-zero to stop the walk. */
+typedef int (*ckr_record_fn)(void *ctx, const ckr_record_info *rec);
+
+/*
+ * Walk the sealed records of lane `lane` from its head, in order, up to its
+ * tail or the first claim not yet sealed. Each is copied out of the segment
+ * and validated before fn sees it.
+ * @return 0 (also when fn stopped the walk); -EINVAL no such lane.
+ */
+CKR_API int ckr_observer_records(ckr_observer *o, uint32_t lane, ckr_record_fn fn,
+				 void *ctx);
 
 #ifdef __cplusplus
 }

@@ -169,6 +169,13 @@ CKR_API int ckr_store_resume(ckr_store *s, const void *id, size_t id_len,
 CKR_API void ckr_resume_free(ckr_resume *rs);
 
 /*
+ * A counter the store keeps ("stored", "foreign", "dup_begin", "stale",
+ * "orphan", "after_end", "dup_seq", "bad_kind", "bad_begin", "quarantined";
+ * persist/FORMAT.md): 0 when never counted or unreadable. Can't fail.
+ */
+CKR_API uint64_t ckr_store_counter(ckr_store *s, const char *name);
+
+/*
  * Remove runs finished (completed/failed) longer ago than the given ages,
  * in seconds (0 = never). Completed runs stay as small tombstones (a late
  * duplicate begin must still find them).

@@ -178,8 +178,6 @@ int ckr_store_cursors(ckr_store *s, const uint8_t epoch[CKR_EPOCH_BYTES],
  * @return the number of slots freed, or a negative error. */
 int ckr_store_reader_check(ckr_store *s);
 
-/* Counters kept in the store, by name; 0 when never counted. */
-uint64_t ckr_store_counter(ckr_store *s, const char *name);
 
 /* The owner identities of RUNNING runs that are not ended but whose token
  * /proc says is dead (same pid namespace): candidates for E2. Each at most

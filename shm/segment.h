@@ -132,9 +132,6 @@ typedef struct ckr_seg_geometry {
 	uint64_t total;
 } ckr_seg_geometry;
 
-/* Validate a segment name. @return 0; -EINVAL. */
-int ckr_segment_name_check(const char *name);
-
 /*
  * Attach to an existing segment, read-write or read-only (the inspector).
  * @return 0; -EINVAL bad name; -ENOENT no such segment; CKR_ENOTSEG not a

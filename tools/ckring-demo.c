@@ -48,12 +48,6 @@
 #include <unistd.h>
 
 #include "ckring_store.h"
-#include "client/client.h"
-#include "ring/lane.h"
-#include "shm/clock.h"
-#include "shm/futex.h"
-#include "shm/proc.h"
-#include "shm/segment.h"
 
 #define PROG "ckring-demo"
 #define LABEL "demo-agent/1.4.2"
@@ -183,8 +177,7 @@ typedef struct demo {
 	char flusher_path[PATH_MAX]; /* "" = run the engine in a forked child */
 	pid_t flusher;
 	int flusher_no;
-	ckr_segment view;            /* read-only, for the narration */
-	bool view_ok;
+	ckr_observer *view;          /* read-only, for the narration */
 	bool created;                /* we made the segment: we remove it */
 	demo_shared *sh;
 	child ex[N_EXEC + 1];
@@ -198,7 +191,9 @@ typedef struct demo {
 
 static uint64_t now_ms(void)
 {
-	return ckr_now_ns(CLOCK_MONOTONIC) / 1000000;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void section(const char *title)
@@ -777,10 +772,9 @@ static void exec_flusher(const demo *d)
 /* Is the segment's flusher slot held by a live process with this pid? */
 static bool flusher_serving(const demo *d, pid_t pid)
 {
-	/* relaxed: a liveness probe. */
-	uint64_t tok = atomic_load_explicit(&ckr_seg_fl(&d->view)->owner,
-					    memory_order_relaxed);
-	return ckr_token_pid(tok) == pid && ckr_proc_alive(tok);
+	ckr_segment_info in;
+	ckr_observer_snapshot(d->view, &in, NULL, 0);
+	return in.flusher_alive && in.flusher_pid == (uint32_t)pid;
 }
 
 /* Start flusher #n and wait (bounded) until it serves the segment. */
@@ -830,37 +824,13 @@ static int stop_flusher(demo *d, int sig)
 /* the ring, as the narration shows it                                  */
 /* ------------------------------------------------------------------ */
 
-/* Count the sealed records in [head, tail) of lane l into *records. */
-static void lane_records(const ckr_lane *l, uint64_t head, uint64_t tail,
-			 uint8_t *buf, size_t cap, uint64_t *records)
-{
-	ckr_lane_record rec;
-	for (uint64_t pos = head; pos < tail; pos = rec.next) {
-		ckr_lane_read(l, pos, false, buf, cap, &rec);
-		if ((rec.status != CKR_READ_RECORD && rec.status != CKR_READ_CORRUPT) ||
-		    rec.next <= pos)
-			break;
-		(*records)++;
-	}
-}
-
 /* Sealed records and bytes between head and tail of every lane. */
 static void ring_lag(const demo *d, uint64_t *records, uint64_t *bytes)
 {
-	size_t cap = (size_t)d->view.max_record + CKR_REC_HEADER + 8;
-	uint8_t *buf = malloc(cap);
-	*records = *bytes = 0;
-	for (uint32_t i = 0; i < d->view.lane_count; i++) {
-		ckr_lane l;
-		ckr_lane_view(&d->view, i, &l);
-		uint64_t head = ckr_lane_head(&l), tail = ckr_lane_tail(&l);
-		if (tail < head || tail - head > l.capacity)
-			continue;
-		*bytes += tail - head;
-		if (buf)
-			lane_records(&l, head, tail, buf, cap, records);
-	}
-	free(buf);
+	ckr_segment_info in;
+	ckr_observer_snapshot(d->view, &in, NULL, 0);
+	*records = in.lag_records;
+	*bytes = in.lag_bytes;
 }
 
 /* Wait (bounded) until the flusher drained every lane. */
@@ -922,18 +892,19 @@ static int lock_segment_name(const demo *d)
 /* A fresh segment: refuse to take over one a live flusher serves. */
 static int fresh_segment(demo *d)
 {
-	ckr_segment old;
+	ckr_observer *old;
 	int rc = lock_segment_name(d);
 	if (rc)
 		return rc;
-	rc = ckr_segment_attach(d->segment, true, &old);
+	rc = ckr_observer_open(d->segment, &old);
 	if (rc == 0) {
-		uint64_t tok = atomic_load(&ckr_seg_fl(&old)->owner);
-		ckr_segment_detach(&old);
-		if (ckr_proc_alive(tok)) {
+		ckr_segment_info in;
+		ckr_observer_snapshot(old, &in, NULL, 0);
+		ckr_observer_close(old);
+		if (in.flusher_alive) {
 			fprintf(stderr, PROG ": segment '%s' is served by a live flusher "
-				"(pid %d); choose another with --segment\n", d->segment,
-				(int)ckr_token_pid(tok));
+				"(pid %" PRIu32 "); choose another with --segment\n",
+				d->segment, in.flusher_pid);
 			return -EBUSY;
 		}
 	}
@@ -944,8 +915,7 @@ static int fresh_segment(demo *d)
 	rc = ckr_segment_create(d->segment, &so);
 	d->created = rc == 0;
 	if (rc == 0)
-		rc = ckr_segment_attach(d->segment, true, &d->view);
-	d->view_ok = rc == 0;
+		rc = ckr_observer_open(d->segment, &d->view);
 	return rc;
 }
 
@@ -988,9 +958,11 @@ static int step_setup(demo *d)
 	if (rc)
 		return rc == -EBUSY ? -1 : fail_step("segment", rc);
 	section("1. a fresh segment, a fresh store, and the flusher");
+	ckr_segment_info in;
+	ckr_observer_snapshot(d->view, &in, NULL, 0);
 	note("segment  %s: %" PRIu32 " lanes x %" PRIu64 " KiB in /dev/shm "
-	     "(one lane per producer process)", d->segment, d->view.lane_count,
-	     d->view.lane_capacity >> 10);
+	     "(one lane per producer process)", d->segment, in.lane_count,
+	     in.lane_capacity >> 10);
 	note("store    %s (LMDB)", d->db);
 	rc = start_flusher(d);
 	if (rc)
@@ -1410,8 +1382,7 @@ static int cleanup(demo *d, bool ok)
 			     d->flusher_no);
 		}
 	}
-	if (d->view_ok)
-		ckr_segment_detach(&d->view);
+	ckr_observer_close(d->view);
 	if (d->created && !d->keep)
 		ckr_segment_unlink(d->segment);
 	if (!ok) {

@@ -5,10 +5,10 @@
  *   ckring-inspect db DIR [--json]
  *   ckring-inspect run DIR RUN_ID [--json] [--hex]
  *
- * Argument parsing and printing only: the segment is attached READ-ONLY and
- * read through the lane reader (ring/lane.c), which copies every record into
- * a private buffer and validates it before it is decoded; the store is read
- * through the recovery API (ckr_store_*). Nothing here writes to either.
+ * Argument parsing and printing only, over the public headers: the segment
+ * is read through the observer of ckring.h (read-only; every record copied
+ * and validated before it is decoded), the store through the recovery API
+ * of ckring_store.h. Nothing here writes to either.
  *
  * A segment is untrusted input: a truncated object (even one truncated
  * while we read it: SIGBUS), a foreign object, or lanes whose positions make
@@ -29,13 +29,6 @@
 #include <time.h>
 
 #include "ckring_store.h"
-#include "event/event.h"
-#include "persist/store.h"
-#include "ring/lane.h"
-#include "shm/clock.h"
-#include "shm/futex.h"
-#include "shm/proc.h"
-#include "shm/segment.h"
 #include "tools/json.h"
 
 #define PROG "ckring-inspect"
@@ -271,163 +264,28 @@ static double pct(uint64_t part, uint64_t whole)
 }
 
 /* ------------------------------------------------------------------ */
-/* segment snapshot                                                    */
+/* segment snapshot (the observer of ckring.h)                         */
 /* ------------------------------------------------------------------ */
 
-typedef struct lane_snap {
-	uint64_t owner, head, tail, synced, refused, drained;
-	uint64_t pending;         /* sealed records between head and tail */
-	uint64_t pending_corrupt; /* ...of which failed validation */
-	bool alive, detached;
-	bool sane;                /* head <= tail <= head + capacity */
-} lane_snap;
-
 typedef struct seg_snap {
-	uint64_t taken_ns;        /* CLOCK_MONOTONIC */
-	uint32_t version;
-	uint64_t created_ns;
-	uint64_t fl_owner, heartbeat_ns, batches, records;
-	bool fl_alive;
-	uint64_t reclaimed, corrupt, lanes_freed;
-	uint64_t pushed, refused, drained, committed, synced;
-	uint64_t lag_bytes, lag_records;
-	uint32_t attached, insane;
-	lane_snap *lanes;
+	ckr_segment_info info;
+	ckr_lane_info *lanes;     /* info.lane_count entries */
 } seg_snap;
 
-typedef struct seg_view {
-	ckr_segment seg;
-	uint8_t *buf;             /* a private copy of one record */
-	size_t cap;
-} seg_view;
-
-static uint64_t load64(const _Atomic uint64_t *p)
+static void snap_take(ckr_observer *ob, seg_snap *s)
 {
-	/* relaxed: every value shown is a snapshot gauge. */
-	return atomic_load_explicit(p, memory_order_relaxed);
-}
-
-/* Count the sealed records in [head, tail): RECORD and CORRUPT both count.
- * Stops at an open claim (WAIT) or the end; bounded by capacity / 8 steps. */
-static void count_pending(const seg_view *v, const ckr_lane *l, uint64_t head,
-			  uint64_t tail, lane_snap *ls)
-{
-	ckr_lane_record rec;
-	uint64_t pos = head;
-	ls->pending = ls->pending_corrupt = 0;
-	for (uint64_t steps = 0; pos < tail && steps <= l->capacity / 8; steps++) {
-		ckr_lane_read(l, pos, false, v->buf, v->cap, &rec);
-		if (rec.status != CKR_READ_RECORD && rec.status != CKR_READ_CORRUPT)
-			break;
-		ls->pending++;
-		ls->pending_corrupt += rec.status == CKR_READ_CORRUPT;
-		if (rec.next <= pos)
-			break;
-		pos = rec.next;
-	}
-}
-
-/* One lane. head/drained are re-read after the walk and the walk repeated
- * (a few times) if the flusher moved them meanwhile, so a quiet lane is
- * counted exactly and a busy one approximately. */
-static void snap_lane(const seg_view *v, uint32_t i, lane_snap *ls)
-{
-	ckr_lane l;
-	ckr_lane_view(&v->seg, i, &l);
-	ls->owner = ckr_lane_owner(&l);
-	ls->refused = load64(&l.ctl->refused_full);
-	for (int tries = 0; tries < 5; tries++) {
-		ls->drained = load64(&l.ctl->drained);
-		ls->head = ckr_lane_head(&l);
-		ls->synced = load64(&l.ctl->synced);
-		ls->tail = ckr_lane_tail(&l);
-		ls->sane = ls->head <= ls->tail && ls->tail - ls->head <= l.capacity &&
-			   (ls->head | ls->tail) % 8 == 0;
-		if (ls->sane)
-			count_pending(v, &l, ls->head, ls->tail, ls);
-		if (ckr_lane_head(&l) == ls->head && load64(&l.ctl->drained) == ls->drained)
-			break;
-	}
-	ls->detached = (ls->owner & CKR_OWNER_DETACHED) != 0;
-	/* A detached owner may still live: report the process, the state says
-	 * that it left the lane. */
-	ls->alive = ls->owner && ckr_proc_alive(ls->owner & ~CKR_OWNER_DETACHED);
-}
-
-static void snap_totals(const seg_view *v, seg_snap *s)
-{
-	for (uint32_t i = 0; i < v->seg.lane_count; i++) {
-		const lane_snap *ls = &s->lanes[i];
-		s->drained += ls->drained;
-		s->pushed += ls->drained + ls->pending;
-		s->refused += ls->refused;
-		s->committed += ls->head;
-		s->synced += ls->synced;
-		s->attached += ls->owner != 0;
-		if (ls->sane) {
-			s->lag_bytes += ls->tail - ls->head;
-			s->lag_records += ls->pending;
-		} else {
-			s->insane++;
-		}
-	}
-}
-
-/* Take a snapshot (s->lanes must hold lane_count entries). */
-static void snap_take(const seg_view *v, seg_snap *s)
-{
-	lane_snap *lanes = s->lanes;
-	const ckr_seg_header *h = ckr_seg_hdr(&v->seg);
-	const ckr_seg_flusher *fl = ckr_seg_fl(&v->seg);
-	const ckr_seg_counters *c = ckr_seg_ctr(&v->seg);
-	memset(s, 0, sizeof *s);
-	s->lanes = lanes;
-	s->version = h->layout_version;
-	s->created_ns = h->created_ns;
-	s->fl_owner = load64(&fl->owner);
-	s->fl_alive = ckr_proc_alive(s->fl_owner);
-	s->heartbeat_ns = load64(&fl->heartbeat_ns);
-	s->batches = load64(&fl->batches);
-	s->records = load64(&fl->records);
-	s->reclaimed = load64(&c->reclaimed);
-	s->corrupt = load64(&c->corrupt);
-	s->lanes_freed = load64(&c->lanes_freed);
-	for (uint32_t i = 0; i < v->seg.lane_count; i++)
-		snap_lane(v, i, &s->lanes[i]);
-	snap_totals(v, s);
-	s->taken_ns = ckr_now_ns(CLOCK_MONOTONIC);
+	ckr_observer_snapshot(ob, &s->info, s->lanes, s->info.lane_count);
 }
 
 /* Heartbeat age in ms, or -1 when the flusher never beat. */
 static double heartbeat_age_ms(const seg_snap *s)
 {
-	if (!s->heartbeat_ns)
-		return -1;
-	if (s->heartbeat_ns >= s->taken_ns)
-		return 0;
-	return (double)(s->taken_ns - s->heartbeat_ns) / 1e6;
+	return s->info.heartbeat_seen ? (double)s->info.heartbeat_age_ns / 1e6 : -1;
 }
 
-/* Attach read-only and allocate the record buffer. @return 0 or error. */
-static int view_open(const char *name, seg_view *v)
+static uint64_t fill_bytes(const ckr_lane_info *li)
 {
-	memset(v, 0, sizeof *v);
-	int rc = ckr_segment_attach(name, true, &v->seg);
-	if (rc)
-		return rc;
-	v->cap = (size_t)v->seg.max_record + CKR_REC_HEADER + 8;
-	v->buf = malloc(v->cap);
-	if (!v->buf) {
-		ckr_segment_detach(&v->seg);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void view_close(seg_view *v)
-{
-	free(v->buf);
-	ckr_segment_detach(&v->seg);
+	return li->state == CKR_LANE_INCONSISTENT ? 0 : li->tail - li->head;
 }
 
 /* ------------------------------------------------------------------ */
@@ -440,54 +298,58 @@ static void print_epoch(FILE *f, const uint8_t *e)
 		fprintf(f, "%02x", e[i]);
 }
 
-static const char *lane_state(const lane_snap *ls)
+static const char *lane_state(ckr_lane_state st)
 {
-	if (!ls->sane)
-		return "INCONSISTENT";
-	if (!ls->owner)
-		return "free";
-	if (ls->detached)
-		return "detached";
-	return ls->alive ? "attached" : "owner-dead";
+	switch (st) {
+	case CKR_LANE_FREE: return "free";
+	case CKR_LANE_ATTACHED: return "attached";
+	case CKR_LANE_DETACHED: return "detached";
+	case CKR_LANE_OWNER_GONE: return "owner-dead";
+	case CKR_LANE_INCONSISTENT: return "INCONSISTENT";
+	}
+	return "?";
 }
 
-static void print_layout(const seg_view *v, const seg_snap *s)
+static void print_layout(const seg_snap *s)
 {
-	const ckr_segment *g = &v->seg;
-	time_t created = (time_t)(s->created_ns / 1000000000u);
+	const ckr_segment_info *g = &s->info;
+	time_t created = (time_t)(g->created_ns / 1000000000u);
 	char when[64] = "?";
 	struct tm tm;
 	if (localtime_r(&created, &tm))
 		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-	printf("segment %s  (layout v%" PRIu32 ", epoch ", g->name, s->version);
+	printf("segment %s  (layout v%" PRIu32 ", epoch ", g->name, g->layout_version);
 	print_epoch(stdout, g->epoch);
 	printf(", created %s)\n", when);
-	printf("  %" PRIu32 " lanes x %" PRIu64 " bytes, max record %" PRIu32
-	       " bytes, size %zu bytes\n", g->lane_count, g->lane_capacity,
-	       g->max_record, g->size);
+	printf("  %" PRIu32 " lanes x %" PRIu64 " bytes, %" PRIu32 " writer slots a lane, "
+	       "max record %" PRIu32 " bytes, size %" PRIu64 " bytes\n", g->lane_count,
+	       g->lane_capacity, g->writers_per_lane, g->max_record, g->size);
+	if (g->attached == g->lane_count)
+		printf("  every lane is taken: one more producer client gets \"no free "
+		       "lane\" (-EUSERS)\n");
 }
 
-static void print_lanes(const seg_view *v, const seg_snap *s)
+static void print_lanes(const seg_snap *s)
 {
 	uint32_t unused = 0;
-	printf("\nlanes:\n  %4s %-8s %-12s %14s %14s %22s %8s %10s\n", "lane", "owner",
-	       "state", "head", "tail", "fill", "refused", "drained");
-	for (uint32_t i = 0; i < v->seg.lane_count; i++) {
-		const lane_snap *ls = &s->lanes[i];
-		if (!ls->owner && ls->tail == 0 && ls->refused == 0) {
+	printf("\nlanes:\n  %4s %-8s %-12s %14s %14s %22s %8s %10s %7s\n", "lane", "owner",
+	       "state", "head", "tail", "fill", "refused", "drained", "writers");
+	for (uint32_t i = 0; i < s->info.lane_count; i++) {
+		const ckr_lane_info *li = &s->lanes[i];
+		if (li->state == CKR_LANE_FREE && li->tail == 0 && li->refused_full == 0) {
 			unused++;
 			continue;
 		}
 		char fill[40];
-		if (ls->sane)
-			snprintf(fill, sizeof fill, "%" PRIu64 " B (%.1f%%)", ls->tail - ls->head,
-				 pct(ls->tail - ls->head, v->seg.lane_capacity));
+		if (li->state != CKR_LANE_INCONSISTENT)
+			snprintf(fill, sizeof fill, "%" PRIu64 " B (%.1f%%)", fill_bytes(li),
+				 pct(fill_bytes(li), li->capacity));
 		else
 			snprintf(fill, sizeof fill, "?");
-		printf("  %4" PRIu32 " %-8d %-12s %14" PRIu64 " %14" PRIu64 " %22s %8" PRIu64
-		       " %10" PRIu64 "\n", i,
-		       (int)ckr_token_pid(ls->owner & ~CKR_OWNER_DETACHED), lane_state(ls),
-		       ls->head, ls->tail, fill, ls->refused, ls->drained);
+		printf("  %4" PRIu32 " %-8" PRIu32 " %-12s %14" PRIu64 " %14" PRIu64 " %22s %8"
+		       PRIu64 " %10" PRIu64 " %7" PRIu32 "\n", i, li->owner_pid,
+		       lane_state(li->state), li->head, li->tail, fill, li->refused_full,
+		       li->drained, li->writers);
 	}
 	if (unused)
 		printf("  (%" PRIu32 " unused lane%s not shown)\n", unused, unused == 1 ? "" : "s");
@@ -495,116 +357,121 @@ static void print_lanes(const seg_view *v, const seg_snap *s)
 
 static void print_flusher(const seg_snap *s)
 {
+	const ckr_segment_info *g = &s->info;
 	double age = heartbeat_age_ms(s);
 	printf("\nflusher:\n");
-	if (!s->fl_owner)
+	if (!g->flusher_present)
 		printf("  none attached (nothing drains this segment)\n");
 	else
-		printf("  pid %d, %s", (int)ckr_token_pid(s->fl_owner),
-		       s->fl_alive ? "alive" : "DEAD (nothing drains this segment)");
-	if (s->fl_owner && age >= 0)
+		printf("  pid %" PRIu32 ", %s", g->flusher_pid,
+		       g->flusher_alive ? "alive" : "DEAD (nothing drains this segment)");
+	if (g->flusher_present && age >= 0)
 		printf(", heartbeat %.1f ms ago", age);
-	if (s->fl_owner)
+	if (g->flusher_present)
 		printf("\n");
-	printf("  batches %" PRIu64 ", records %" PRIu64 "\n", s->batches, s->records);
+	printf("  batches %" PRIu64 ", records %" PRIu64 "\n", g->batches, g->records);
 	printf("  committed %" PRIu64 " B, synced %" PRIu64 " B (sums over lanes)\n",
-	       s->committed, s->synced);
-	printf("  lag %" PRIu64 " B, %" PRIu64 " record%s\n", s->lag_bytes, s->lag_records,
-	       s->lag_records == 1 ? "" : "s");
+	       g->committed, g->synced);
+	printf("  lag %" PRIu64 " B, %" PRIu64 " record%s\n", g->lag_bytes, g->lag_records,
+	       g->lag_records == 1 ? "" : "s");
 }
 
-static void print_segment_text(const seg_view *v, const seg_snap *s)
+static void print_segment_text(const seg_snap *s)
 {
-	print_layout(v, s);
-	print_lanes(v, s);
+	const ckr_segment_info *g = &s->info;
+	print_layout(s);
+	print_lanes(s);
 	printf("\ncounters:\n  pushed %" PRIu64 ", refused_full %" PRIu64
 	       ", reclaimed (unblocked) %" PRIu64 ", corrupt %" PRIu64
-	       ", lanes freed %" PRIu64 "\n", s->pushed, s->refused, s->reclaimed,
-	       s->corrupt, s->lanes_freed);
+	       ", lanes freed %" PRIu64 "\n", g->pushed, g->refused_full, g->reclaimed,
+	       g->corrupt, g->lanes_freed);
 	print_flusher(s);
-	if (s->insane)
+	if (g->inconsistent)
 		printf("\nWARNING: %" PRIu32 " lane%s with inconsistent positions "
-		       "(tail behind head or more than a lap ahead)\n", s->insane,
-		       s->insane == 1 ? "" : "s");
+		       "(tail behind head or more than a lap ahead)\n", g->inconsistent,
+		       g->inconsistent == 1 ? "" : "s");
 }
 
 /* ------------------------------------------------------------------ */
 /* segment: JSON                                                       */
 /* ------------------------------------------------------------------ */
 
-static void json_lane(json_w *w, const seg_view *v, uint32_t i, const lane_snap *ls)
+static void json_lane(json_w *w, const ckr_lane_info *li)
 {
 	json_obj(w);
-	json_key(w, "index"); json_u64(w, i);
-	json_key(w, "owner_pid");
-	json_u64(w, (uint64_t)ckr_token_pid(ls->owner & ~CKR_OWNER_DETACHED));
-	json_key(w, "owner_alive"); json_bool(w, ls->alive);
-	json_key(w, "detached"); json_bool(w, ls->detached);
-	json_key(w, "state"); json_str(w, lane_state(ls));
-	json_key(w, "head"); json_u64(w, ls->head);
-	json_key(w, "tail"); json_u64(w, ls->tail);
-	json_key(w, "synced"); json_u64(w, ls->synced);
-	json_key(w, "capacity"); json_u64(w, v->seg.lane_capacity);
-	json_key(w, "fill_bytes"); json_u64(w, ls->sane ? ls->tail - ls->head : 0);
-	json_key(w, "fill_pct");
-	json_double(w, ls->sane ? pct(ls->tail - ls->head, v->seg.lane_capacity) : 0);
-	json_key(w, "pending_records"); json_u64(w, ls->pending);
-	json_key(w, "refused_full"); json_u64(w, ls->refused);
-	json_key(w, "drained"); json_u64(w, ls->drained);
+	json_key(w, "index"); json_u64(w, li->index);
+	json_key(w, "owner_pid"); json_u64(w, li->owner_pid);
+	json_key(w, "owner_alive"); json_bool(w, li->state == CKR_LANE_ATTACHED);
+	json_key(w, "detached"); json_bool(w, li->state == CKR_LANE_DETACHED);
+	json_key(w, "state"); json_str(w, lane_state(li->state));
+	json_key(w, "head"); json_u64(w, li->head);
+	json_key(w, "tail"); json_u64(w, li->tail);
+	json_key(w, "synced"); json_u64(w, li->synced);
+	json_key(w, "capacity"); json_u64(w, li->capacity);
+	json_key(w, "fill_bytes"); json_u64(w, fill_bytes(li));
+	json_key(w, "fill_pct"); json_double(w, pct(fill_bytes(li), li->capacity));
+	json_key(w, "pending_records"); json_u64(w, li->pending);
+	json_key(w, "refused_full"); json_u64(w, li->refused_full);
+	json_key(w, "drained"); json_u64(w, li->drained);
+	json_key(w, "writers"); json_u64(w, li->writers);
 	json_end_obj(w);
 }
 
-static void json_counters(json_w *w, const seg_snap *s)
+static void json_counters(json_w *w, const ckr_segment_info *g)
 {
 	json_key(w, "counters");
 	json_obj(w);
-	json_key(w, "pushed"); json_u64(w, s->pushed);
-	json_key(w, "refused_full"); json_u64(w, s->refused);
-	json_key(w, "reclaimed"); json_u64(w, s->reclaimed);
-	json_key(w, "unblocked"); json_u64(w, s->reclaimed);
-	json_key(w, "corrupt"); json_u64(w, s->corrupt);
-	json_key(w, "lanes_freed"); json_u64(w, s->lanes_freed);
-	json_key(w, "drained"); json_u64(w, s->drained);
+	json_key(w, "pushed"); json_u64(w, g->pushed);
+	json_key(w, "refused_full"); json_u64(w, g->refused_full);
+	json_key(w, "reclaimed"); json_u64(w, g->reclaimed);
+	json_key(w, "unblocked"); json_u64(w, g->reclaimed);
+	json_key(w, "corrupt"); json_u64(w, g->corrupt);
+	json_key(w, "lanes_freed"); json_u64(w, g->lanes_freed);
+	json_key(w, "drained"); json_u64(w, g->drained);
 	json_end_obj(w);
 }
 
 static void json_flusher(json_w *w, const seg_snap *s)
 {
+	const ckr_segment_info *g = &s->info;
 	double age = heartbeat_age_ms(s);
 	json_key(w, "flusher");
 	json_obj(w);
-	json_key(w, "pid"); json_u64(w, (uint64_t)ckr_token_pid(s->fl_owner));
-	json_key(w, "alive"); json_bool(w, s->fl_alive);
+	json_key(w, "pid"); json_u64(w, g->flusher_pid);
+	json_key(w, "alive"); json_bool(w, g->flusher_alive);
 	json_key(w, "heartbeat_age_ms");
 	if (age < 0)
 		json_null(w);
 	else
 		json_double(w, age);
-	json_key(w, "committed"); json_u64(w, s->committed);
-	json_key(w, "synced"); json_u64(w, s->synced);
-	json_key(w, "lag_bytes"); json_u64(w, s->lag_bytes);
-	json_key(w, "lag_records"); json_u64(w, s->lag_records);
-	json_key(w, "batches"); json_u64(w, s->batches);
-	json_key(w, "records"); json_u64(w, s->records);
+	json_key(w, "committed"); json_u64(w, g->committed);
+	json_key(w, "synced"); json_u64(w, g->synced);
+	json_key(w, "lag_bytes"); json_u64(w, g->lag_bytes);
+	json_key(w, "lag_records"); json_u64(w, g->lag_records);
+	json_key(w, "batches"); json_u64(w, g->batches);
+	json_key(w, "records"); json_u64(w, g->records);
 	json_end_obj(w);
 }
 
-static void json_segment_head(json_w *w, const seg_view *v, const seg_snap *s)
+static void json_segment_head(json_w *w, const seg_snap *s)
 {
-	json_key(w, "name"); json_str(w, v->seg.name);
-	json_key(w, "version"); json_u64(w, s->version);
-	json_key(w, "epoch"); json_hex(w, v->seg.epoch, sizeof v->seg.epoch);
-	json_key(w, "lane_count"); json_u64(w, v->seg.lane_count);
-	json_key(w, "lane_capacity"); json_u64(w, v->seg.lane_capacity);
-	json_key(w, "max_record"); json_u64(w, v->seg.max_record);
-	json_key(w, "size"); json_u64(w, v->seg.size);
-	json_key(w, "created_ns"); json_u64(w, s->created_ns);
+	const ckr_segment_info *g = &s->info;
+	json_key(w, "name"); json_str(w, g->name);
+	json_key(w, "version"); json_u64(w, g->layout_version);
+	json_key(w, "epoch"); json_hex(w, g->epoch, sizeof g->epoch);
+	json_key(w, "lane_count"); json_u64(w, g->lane_count);
+	json_key(w, "lanes_free"); json_u64(w, g->lane_count - g->attached);
+	json_key(w, "lane_capacity"); json_u64(w, g->lane_capacity);
+	json_key(w, "writers_per_lane"); json_u64(w, g->writers_per_lane);
+	json_key(w, "max_record"); json_u64(w, g->max_record);
+	json_key(w, "size"); json_u64(w, g->size);
+	json_key(w, "created_ns"); json_u64(w, g->created_ns);
 	json_key(w, "lanes");
 	json_arr(w);
-	for (uint32_t i = 0; i < v->seg.lane_count; i++)
-		json_lane(w, v, i, &s->lanes[i]);
+	for (uint32_t i = 0; i < g->lane_count; i++)
+		json_lane(w, &s->lanes[i]);
 	json_end_arr(w);
-	json_counters(w, s);
+	json_counters(w, g);
 	json_flusher(w, s);
 }
 
@@ -612,105 +479,67 @@ static void json_segment_head(json_w *w, const seg_view *v, const seg_snap *s)
 /* segment: --records                                                  */
 /* ------------------------------------------------------------------ */
 
-/* One pending record as the lane reader returned it (payload in v->buf). */
-typedef struct rec_view {
-	uint32_t lane;
-	const ckr_lane_record *rec;
-	ckr_event ev;
-	const char *bad;          /* why it is corrupt, or NULL */
-} rec_view;
-
-static void rec_classify(const seg_view *v, rec_view *r)
+static void rec_text(const ckr_record_info *r)
 {
-	r->bad = NULL;
-	if (r->rec->status == CKR_READ_CORRUPT)
-		r->bad = r->rec->reason ? r->rec->reason : "failed validation";
-	else if (ckr_event_decode(v->buf, r->rec->payload_len, &r->ev) != 0)
-		r->bad = "undecodable event";
-}
-
-static void rec_text(const rec_view *r)
-{
-	printf("  %4" PRIu32 " %14" PRIu64 "  ", r->lane, r->rec->pos);
-	if (r->bad) {
-		printf("CORRUPT (%s), %" PRIu32 " bytes\n", r->bad,
-		       r->rec->status == CKR_READ_CORRUPT ? r->rec->raw_len
-							 : r->rec->payload_len);
+	printf("  %4" PRIu32 " %14" PRIu64 "  ", r->lane, r->pos);
+	if (r->kind != CKR_RECORD_EVENT) {
+		printf("CORRUPT (%s), %" PRIu32 " bytes\n", r->reason, r->size);
 		return;
 	}
-	const ckr_event *e = &r->ev;
-	printf("%-8s ", ckr_event_type_name(e->type));
-	print_bytes(stdout, e->id, e->id_len);
-	printf("  seq %" PRIu64 ", incarnation %" PRIu32 ", %" PRIu32 " bytes", e->seq,
-	       e->incarnation, r->rec->payload_len);
-	if (e->type == CKR_EV_PHASE) {
-		printf(", phase %" PRIu32 " \"", e->u.phase.index);
-		print_safe(stdout, e->u.phase.name, e->u.phase.name_len);
+	printf("%-8s ", r->event_name);
+	print_bytes(stdout, r->id, r->id_len);
+	printf("  seq %" PRIu64 ", incarnation %" PRIu32 ", %" PRIu32 " bytes", r->seq,
+	       r->incarnation, r->size);
+	if (r->event == CKR_EVENT_PHASE) {
+		printf(", phase %" PRIu32 " \"", r->phase_index);
+		print_safe(stdout, r->phase_name, r->phase_name_len);
 		printf("\"");
-	} else if (e->type == CKR_EV_BEGIN)
-		printf(", %s, owner pid %" PRIu32, kind_name(e->u.begin.kind),
-		       e->u.begin.owner_pid);
+	} else if (r->event == CKR_EVENT_BEGIN) {
+		printf(", %s, owner pid %" PRIu32, kind_name(r->run_kind), r->begin_pid);
+	}
 	printf("\n");
 }
 
-static void rec_json(json_w *w, const rec_view *r)
+static void rec_json(json_w *w, const ckr_record_info *r)
 {
 	json_obj(w);
 	json_key(w, "lane"); json_u64(w, r->lane);
-	json_key(w, "pos"); json_u64(w, r->rec->pos);
-	json_key(w, "status"); json_str(w, r->bad ? "corrupt" : "record");
-	if (r->bad) {
-		json_key(w, "reason"); json_str(w, r->bad);
-		json_key(w, "size");
-		json_u64(w, r->rec->status == CKR_READ_CORRUPT ? r->rec->raw_len
-							       : r->rec->payload_len);
+	json_key(w, "pos"); json_u64(w, r->pos);
+	json_key(w, "status"); json_str(w, r->kind == CKR_RECORD_EVENT ? "record" : "corrupt");
+	if (r->kind != CKR_RECORD_EVENT) {
+		json_key(w, "reason"); json_str(w, r->reason);
+		json_key(w, "size"); json_u64(w, r->size);
 		json_end_obj(w);
 		return;
 	}
-	json_key(w, "type"); json_str(w, ckr_event_type_name(r->ev.type));
-	json_id(w, r->ev.id, r->ev.id_len);
-	json_key(w, "seq"); json_u64(w, r->ev.seq);
-	json_key(w, "incarnation"); json_u64(w, r->ev.incarnation);
-	json_key(w, "size"); json_u64(w, r->rec->payload_len);
-	if (r->ev.type == CKR_EV_PHASE) {
-		json_key(w, "phase_index"); json_u64(w, r->ev.u.phase.index);
-		json_key(w, "phase_name");
-		json_strn(w, r->ev.u.phase.name, r->ev.u.phase.name_len);
+	json_key(w, "type"); json_str(w, r->event_name);
+	json_id(w, r->id, r->id_len);
+	json_key(w, "seq"); json_u64(w, r->seq);
+	json_key(w, "incarnation"); json_u64(w, r->incarnation);
+	json_key(w, "size"); json_u64(w, r->size);
+	if (r->event == CKR_EVENT_PHASE) {
+		json_key(w, "phase_index"); json_u64(w, r->phase_index);
+		json_key(w, "phase_name"); json_strn(w, r->phase_name, r->phase_name_len);
 	}
 	json_end_obj(w);
 }
 
-/* Walk lane i from head and show every sealed record (JSON when w). */
-static void records_lane(const seg_view *v, const lane_snap *ls, uint32_t i, json_w *w)
+static int show_record(void *ctx, const ckr_record_info *r)
 {
-	ckr_lane l;
-	ckr_lane_record rec;
-	uint64_t pos = ls->head;
-	ckr_lane_view(&v->seg, i, &l);
-	for (uint64_t steps = 0; ls->sane && pos < ls->tail && steps <= l.capacity / 8;
-	     steps++) {
-		ckr_lane_read(&l, pos, false, v->buf, v->cap, &rec);
-		if (rec.status != CKR_READ_RECORD && rec.status != CKR_READ_CORRUPT)
-			break;
-		rec_view r = { .lane = i, .rec = &rec };
-		rec_classify(v, &r);
-		if (w)
-			rec_json(w, &r);
-		else
-			rec_text(&r);
-		if (rec.next <= pos)
-			break;
-		pos = rec.next;
-	}
+	if (ctx)
+		rec_json(ctx, r);
+	else
+		rec_text(r);
+	return 0;
 }
 
-static void records_all(const seg_view *v, const seg_snap *s, json_w *w)
+static void records_all(ckr_observer *ob, const seg_snap *s, json_w *w)
 {
 	if (!w)
 		printf("\npending records (between head and tail):\n");
-	for (uint32_t i = 0; i < v->seg.lane_count; i++)
-		records_lane(v, &s->lanes[i], i, w);
-	if (!w && s->lag_records == 0)
+	for (uint32_t i = 0; i < s->info.lane_count; i++)
+		ckr_observer_records(ob, i, show_record, w);
+	if (!w && s->info.lag_records == 0)
 		printf("  (none)\n");
 }
 
@@ -720,12 +549,13 @@ static void records_all(const seg_view *v, const seg_snap *s, json_w *w)
 
 static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
 {
-	double dt = prev ? (double)(now->taken_ns - prev->taken_ns) / 1e9 : 0;
+	const ckr_segment_info *n = &now->info, *p = prev ? &prev->info : NULL;
+	double dt = p ? (double)(n->taken_ns - p->taken_ns) / 1e9 : 0;
 	/* A busy lane is counted approximately: never show a negative rate. */
-	double push_rate = dt > 0 && now->pushed > prev->pushed
-				   ? (double)(now->pushed - prev->pushed) / dt : 0;
-	double drain_rate = dt > 0 && now->drained > prev->drained
-				    ? (double)(now->drained - prev->drained) / dt : 0;
+	double push_rate = dt > 0 && n->pushed > p->pushed
+				   ? (double)(n->pushed - p->pushed) / dt : 0;
+	double drain_rate = dt > 0 && n->drained > p->drained
+				    ? (double)(n->drained - p->drained) / dt : 0;
 	char when[16] = "";
 	time_t t = time(NULL);
 	struct tm tm;
@@ -736,27 +566,27 @@ static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
 	if (localtime_r(&t, &tm))
 		strftime(when, sizeof when, "%H:%M:%S", &tm);
 	printf("%-8s %12" PRIu64 " %10.0f %10.0f %12" PRIu64 " %9" PRIu64 " %8" PRIu64
-	       " %8" PRIu64 " %6" PRIu32 "  %s", when, now->pushed, push_rate, drain_rate,
-	       now->lag_bytes, now->lag_records, now->refused, now->corrupt,
-	       now->attached, !now->fl_owner ? "none" : now->fl_alive ? "alive" : "DEAD");
-	if (now->fl_alive && heartbeat_age_ms(now) >= 0)
+	       " %8" PRIu64 " %6" PRIu32 "  %s", when, n->pushed, push_rate, drain_rate,
+	       n->lag_bytes, n->lag_records, n->refused_full, n->corrupt, n->attached,
+	       !n->flusher_present ? "none" : n->flusher_alive ? "alive" : "DEAD");
+	if (n->flusher_alive && heartbeat_age_ms(now) >= 0)
 		printf(" (heartbeat %.1f ms ago)", heartbeat_age_ms(now));
 	printf("\n");
 	fflush(stdout);
 }
 
-static int watch(const seg_view *v, seg_snap *a, seg_snap *b)
+static int watch(ckr_observer *ob, seg_snap *a, seg_snap *b)
 {
 	struct timespec one_s = { 1, 0 };
 	install_handler(SIGINT, on_stop);
 	install_handler(SIGTERM, on_stop);
-	snap_take(v, a);
+	snap_take(ob, a);
 	watch_line(a, NULL, 0);
 	for (unsigned line = 1; !stop_watch; line++) {
 		nanosleep(&one_s, NULL);
 		if (stop_watch)
 			break;
-		snap_take(v, b);
+		snap_take(ob, b);
 		watch_line(b, a, line);
 		seg_snap t = *a;
 		*a = *b;
@@ -769,23 +599,23 @@ static int watch(const seg_view *v, seg_snap *a, seg_snap *b)
 /* segment: the command                                                */
 /* ------------------------------------------------------------------ */
 
-static int segment_show(const seg_view *v, seg_snap *s, const opts *o)
+static int segment_show(ckr_observer *ob, seg_snap *s, const opts *o)
 {
-	snap_take(v, s);
+	snap_take(ob, s);
 	if (!o->json) {
-		print_segment_text(v, s);
+		print_segment_text(s);
 		if (o->records)
-			records_all(v, s, NULL);
+			records_all(ob, s, NULL);
 		return 0;
 	}
 	json_w w;
 	json_init(&w, stdout, 2);
 	json_obj(&w);
-	json_segment_head(&w, v, s);
+	json_segment_head(&w, s);
 	if (o->records) {
 		json_key(&w, "records");
 		json_arr(&w);
-		records_all(v, s, &w);
+		records_all(ob, s, &w);
 		json_end_arr(&w);
 	}
 	json_end_obj(&w);
@@ -795,9 +625,9 @@ static int segment_show(const seg_view *v, seg_snap *s, const opts *o)
 
 static int cmd_segment(const opts *o)
 {
-	seg_view v;
+	ckr_observer *ob;
 	const char *name = o->arg[0];
-	int rc = view_open(name, &v);
+	int rc = ckr_observer_open(name, &ob);
 	if (rc == -ENOENT)
 		return fail("segment", name, "no such segment");
 	if (rc == -EINVAL)
@@ -805,13 +635,18 @@ static int cmd_segment(const opts *o)
 			    "'.', '_', '-'; at most 200 bytes)");
 	if (rc)
 		return fail("segment", name, ckr_strerror(rc));
-	lane_snap *la = calloc(v.seg.lane_count, sizeof *la);
-	lane_snap *lb = calloc(v.seg.lane_count, sizeof *lb);
-	seg_snap a = { .lanes = la }, b = { .lanes = lb };
-	if (!la || !lb) {
+	seg_snap a, b;
+	ckr_observer_snapshot(ob, &a.info, NULL, 0); /* the lane count */
+	b.info.lane_count = a.info.lane_count;
+	a.lanes = calloc(a.info.lane_count, sizeof *a.lanes);
+	b.lanes = calloc(a.info.lane_count, sizeof *b.lanes);
+	if (!a.lanes || !b.lanes) {
 		rc = fail("segment", name, ckr_strerror(-ENOMEM));
 		goto out;
 	}
+	/* The observer reads the mapping: a segment truncated under us faults;
+	 * it holds no lock and allocates nothing while it reads, so we may
+	 * jump out of it (ckring.h). */
 	install_handler(SIGBUS, on_sigbus);
 	if (sigsetjmp(bus_jmp, 1)) {
 		bus_armed = 0;
@@ -820,12 +655,12 @@ static int cmd_segment(const opts *o)
 		goto out;
 	}
 	bus_armed = 1;
-	rc = o->watch ? watch(&v, &a, &b) : segment_show(&v, &a, o);
+	rc = o->watch ? watch(ob, &a, &b) : segment_show(ob, &a, o);
 	bus_armed = 0;
 out:
-	free(la);
-	free(lb);
-	view_close(&v);
+	free(a.lanes);
+	free(b.lanes);
+	ckr_observer_close(ob);
 	return rc;
 }
 

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "ckring.h"
-#include "shm/segment.h"
 
 typedef struct load_opts {
 	const char *segment, *prefix, *ack_file;
@@ -274,14 +273,16 @@ static int parse_args(int argc, char **argv, load_opts *o)
 /* Fail early, in the parent, on a missing or bad segment. */
 static int check_segment(const load_opts *o)
 {
-	ckr_segment seg;
-	int rc = ckr_segment_attach(o->segment, true, &seg);
+	ckr_observer *ob;
+	ckr_segment_info in;
+	int rc = ckr_observer_open(o->segment, &ob);
 	if (rc) {
 		fprintf(stderr, "ckring-load: segment '%s': %s\n", o->segment, ckr_strerror(rc));
 		return 1;
 	}
-	bool fits = o->size + 128 <= seg.max_record;
-	ckr_segment_detach(&seg);
+	ckr_observer_snapshot(ob, &in, NULL, 0);
+	ckr_observer_close(ob);
+	bool fits = o->size + 128 <= in.max_record;
 	if (!fits) {
 		fprintf(stderr, "ckring-load: --size %llu is above the segment's event limit\n",
 			(unsigned long long)o->size);
