@@ -25,12 +25,29 @@ CFLAGS  += -std=c11 $(OPT) $(WARN) -fPIC -pthread -msse4.2 -MMD -MP $(XCFLAGS)
 LDLIBS  += -llmdb -lpthread -lrt $(XLDLIBS)
 LDFLAGS += $(XLDFLAGS)
 
-LIB_SRC   := $(wildcard shm/*.c ring/*.c event/*.c client/*.c persist/*.c)
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# Two libraries, one public header each (docs/DESIGN.md, "The public line"):
+#   libckring        the producer side: segment, lanes, events, clients,
+#                    waits, the observer (include/ckring.h); no LMDB
+#   libckring-store  the store, recovery and the flusher engine
+#                    (include/ckring_store.h); links libckring and LMDB
+# Both export exactly what their header declares (CKR_API, -fvisibility=
+# hidden, a version script in packaging/; tests/test_symbols.sh checks it).
+PROD_SRC  := $(wildcard shm/*.c ring/*.c event/*.c client/*.c)
+STORE_SRC := $(wildcard persist/*.c)
+PROD_OBJ  := $(PROD_SRC:%.c=$(BUILD)/%.o)
+STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC   := $(PROD_SRC) $(STORE_SRC)
+LIB_OBJ   := $(PROD_OBJ) $(STORE_OBJ)
 # The same sources with test hooks compiled in (tests link this one).
 HOOK_OBJ  := $(LIB_SRC:%.c=$(BUILD)/hooks/%.o)
-TOOL_SRC  := $(wildcard tools/*.c)
-TOOLS     := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+PROD_LIBS  := -lpthread -lrt
+STORE_LIBS := -llmdb -lpthread -lrt
+# Tools see the public headers only: the compiler enforces the line.
+TOOL_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Itools
+TOOL_SRC  := $(wildcard tools/*.c demo/*.c)
+TOOLS     := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
+# Tools that need only the producer library (no LMDB linked).
+PROD_TOOLS := $(BUILD)/bin/ckring-load
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
@@ -69,16 +86,29 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-## lib: build libckring.a and libckring.so
-lib: $(BUILD)/libckring.a $(BUILD)/libckring.so
+## lib: build libckring and libckring-store (.a and .so)
+lib: $(BUILD)/libckring.a $(BUILD)/libckring.so $(BUILD)/libckring-store.a \
+     $(BUILD)/libckring-store.so
 
-$(BUILD)/libckring.a: $(LIB_OBJ)
+$(BUILD)/libckring.a: $(PROD_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libckring.so: $(LIB_OBJ)
+$(BUILD)/libckring-store.a: $(STORE_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libckring.so: $(PROD_OBJ) packaging/libckring.map
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared -Wl,-soname,libckring.so.1 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) -shared -Wl,-soname,libckring.so.1 \
+	  -Wl,--version-script=packaging/libckring.map -o $@ $(PROD_OBJ) \
+	  $(LDFLAGS) $(PROD_LIBS) $(XLDLIBS)
+
+$(BUILD)/libckring-store.so: $(STORE_OBJ) $(BUILD)/libckring.so packaging/libckring-store.map
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libckring-store.so.1 \
+	  -Wl,--version-script=packaging/libckring-store.map -o $@ $(STORE_OBJ) \
+	  -L$(BUILD) -lckring $(LDFLAGS) $(STORE_LIBS) $(XLDLIBS)
 
 $(BUILD)/libckring-test.a: $(HOOK_OBJ)
 	$(call say,AR,$@)
@@ -90,20 +120,47 @@ $(BUILD)/hooks/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) -DCKR_TEST_HOOKS $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%.o: CPPFLAGS += -DCKR_TEST_HOOKS
-$(BUILD)/tools/ckring-bench.o: CPPFLAGS += -DCKR_BENCH_FLUSHER
+# The harness still reaches into the library (until it moves to bench/).
+$(BUILD)/tools/ckring-bench.o: TOOL_CPPFLAGS = $(CPPFLAGS) -DCKR_BENCH_FLUSHER
+
+# The libraries' objects: only what the headers mark CKR_API is exported.
+$(LIB_OBJ): CFLAGS += -fvisibility=hidden
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# Tools: public headers only (no -I.), so an internal include fails to build.
+$(BUILD)/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/demo/%.o: demo/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
 ## tools: build ckring-flusher, ckring-inspect, ckring-load, ckring-bench, ckring-demo
 tools: $(TOOLS)
 
-$(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
+$(PROD_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(LDLIBS) -lm
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(PROD_LIBS) $(XLDLIBS)
+
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
+	  $(LDFLAGS) $(LDLIBS) -lm
+
+$(BUILD)/bin/%: $(BUILD)/demo/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
+	  $(LDFLAGS) $(LDLIBS) -lm
 
 # The tools linked against the hooks build (crash points for the tests).
 HOOK_TOOLS := $(BUILD)/hooks/bin/ckring-flusher
@@ -113,7 +170,7 @@ $(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
 	$(call say,LINK,$@ [hooks])
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
 
-tests: $(TESTS) $(TOOLS) $(HOOK_TOOLS)
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)

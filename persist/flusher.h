@@ -102,11 +102,20 @@ void ckr_flusher_wake_waiters(ckr_flusher *f);
  * @return 0 or a store error. */
 int ckr_flusher_end_lost_owners(ckr_flusher *f);
 
-/* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. */
+#ifdef CKR_TEST_HOOKS
+/* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. Only in
+ * the hooks build (tests): the shipped library never kills itself. */
 void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);
 
 /* SIGKILL this process if the configured crash point is reached. */
 void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p);
+#else
+static inline void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p)
+{
+	(void)f;
+	(void)p;
+}
+#endif
 
 
 #endif /* CKR_FLUSHER_H */

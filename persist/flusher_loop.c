@@ -163,6 +163,7 @@ int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
 	return rc ? rc : rc2;
 }
 
+#ifdef CKR_TEST_HOOKS
 void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec)
 {
 	static const struct {
@@ -192,3 +193,4 @@ void ckr_flusher_crash_point(ckr_flusher *f, ckr_crash_point p)
 	if (--f->crash_count == 0)
 		raise(SIGKILL);
 }
+#endif /* CKR_TEST_HOOKS */

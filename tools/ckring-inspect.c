@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "ckring_store.h"
-#include "tools/json.h"
+#include "json.h"
 
 #define PROG "ckring-inspect"
 
