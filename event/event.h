@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm/shared.h"
 #include "ckring.h"
 
 #define CKR_EVENT_VERSION 2
@@ -108,7 +109,7 @@ size_t ckr_event_encode(const ckr_event *ev, void *buf, size_t cap);
  * @return 0; CKR_ECORRUPT malformed (bad version, type, lengths, trailing
  *         bytes, id length 0 or > 64, incarnation 0, unknown kind).
  */
-int ckr_event_decode(const void *buf, size_t len, ckr_event *ev);
+CKR_SHARED int ckr_event_decode(const void *buf, size_t len, ckr_event *ev);
 
 /* The name of an event type ("begin", ...), "unknown" for others. */
 const char *ckr_event_type_name(int type);

@@ -39,12 +39,12 @@ version() {
 }
 
 # The shared library's soname (libckring.so.1 unless the ELF says otherwise).
-soname() {
+soname() { # LIB DEFAULT
   local s=""
   if command -v objdump >/dev/null 2>&1; then
     s=$(objdump -p "$1" 2>/dev/null | awk '$1 == "SONAME" { print $2 }')
   fi
-  echo "${s:-libckring.so.1}"
+  echo "${s:-$2}"
 }
 
 # Copy $2 to $3 with mode $1 (parent directories made).
@@ -63,20 +63,25 @@ subst() {
   say INSTALL "$3"
 }
 
-install_libs() {
-  local so real
-  [ -f "$build/libckring.a" ] || die "missing $build/libckring.a (run make first)"
-  [ -f "$build/libckring.so" ] || die "missing $build/libckring.so (run make first)"
-  put 0644 "$build/libckring.a" "$root/lib/libckring.a"
-  so=$(soname "$build/libckring.so")
+install_lib() { # NAME: libNAME.a, libNAME.so (soname, .0 file, dev link)
+  local name=$1 so real
+  [ -f "$build/lib$name.a" ] || die "missing $build/lib$name.a (run make first)"
+  [ -f "$build/lib$name.so" ] || die "missing $build/lib$name.so (run make first)"
+  put 0644 "$build/lib$name.a" "$root/lib/lib$name.a"
+  so=$(soname "$build/lib$name.so" "lib$name.so.1")
   real="$so.0"
-  put 0755 "$build/libckring.so" "$root/lib/$real"
+  put 0755 "$build/lib$name.so" "$root/lib/$real"
   ln -sfn "$real" "$root/lib/$so"
   say LINK "$root/lib/$so -> $real"
-  if [ "$so" != libckring.so ]; then
-    ln -sfn "$so" "$root/lib/libckring.so"
-    say LINK "$root/lib/libckring.so -> $so"
+  if [ "$so" != "lib$name.so" ]; then
+    ln -sfn "$so" "$root/lib/lib$name.so"
+    say LINK "$root/lib/lib$name.so -> $so"
   fi
+}
+
+install_libs() {
+  install_lib ckring
+  install_lib ckring-store
 }
 
 install_tools() {
@@ -102,7 +107,9 @@ install_docs() {
 do_install() {
   install_libs
   put 0644 "$top/include/ckring.h" "$root/include/ckring.h"
+  put 0644 "$top/include/ckring_store.h" "$root/include/ckring_store.h"
   subst 0644 "$here/ckring.pc.in" "$root/lib/pkgconfig/ckring.pc"
+  subst 0644 "$here/ckring-store.pc.in" "$root/lib/pkgconfig/ckring-store.pc"
   install_tools
   install_docs
 }
@@ -111,7 +118,10 @@ do_install() {
 do_uninstall() {
   local f
   for f in "$root"/lib/libckring.a "$root"/lib/libckring.so "$root"/lib/libckring.so.* \
-           "$root/include/ckring.h" "$root/lib/pkgconfig/ckring.pc" \
+           "$root"/lib/libckring-store.a "$root"/lib/libckring-store.so \
+           "$root"/lib/libckring-store.so.* \
+           "$root/include/ckring.h" "$root/include/ckring_store.h" \
+           "$root/lib/pkgconfig/ckring.pc" "$root/lib/pkgconfig/ckring-store.pc" \
            "$root"/bin/ckring-* "$root"/share/man/man1/ckring-*.1 \
            "$root/lib/systemd/system/ckring-flusher@.service"; do
     if [ -e "$f" ] || [ -L "$f" ]; then

@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "shm/shared.h"
 #include "shm/proc.h"
 #include "shm/segment.h"
 
@@ -117,7 +118,7 @@ typedef struct ckr_lane {
 } ckr_lane;
 
 /* The view of lane `index` (< seg->lane_count). This function can't fail. */
-void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out);
+CKR_SHARED void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out);
 
 /* ---- ownership ---- */
 
@@ -143,12 +144,12 @@ void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token);
  * call for an owned lane: never on the push path. A failed probe counts as
  * not gone.
  */
-bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
+CKR_SHARED bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
 			  uint64_t owner);
 
 /* The owner identity recorded for the lane's tenure (token from `owner`).
  * Meaningful while the owner word is non-zero. Can't fail. */
-void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out);
+CKR_SHARED void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out);
 
 /* ---- writer slots ---- */
 
@@ -167,7 +168,7 @@ uint64_t ckr_lane_slot_writer(const ckr_lane *l, uint32_t i);
  * recorded only if slot i still belongs to writer and holds no earlier
  * rejection of it. Must happen before head passes pos. Can't fail.
  */
-void ckr_lane_slot_reject(ckr_lane *l, uint32_t i, uint64_t writer,
+CKR_SHARED void ckr_lane_slot_reject(ckr_lane *l, uint32_t i, uint64_t writer,
 			  uint64_t pos, ckr_reject_reason why);
 
 /*
@@ -248,7 +249,7 @@ typedef struct ckr_lane_record {
  * @return 0 with *rec filled. This function has no failure: bad bytes are
  *         reported as CKR_READ_CORRUPT.
  */
-int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
+CKR_SHARED int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 		  void *buf, size_t cap, ckr_lane_record *rec);
 
 /*
@@ -256,29 +257,29 @@ int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
  * and that everything below synced_pos is fsync'd. Only the flusher, only
  * after its store commit. This function can't fail.
  */
-void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
+CKR_SHARED void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
 
 /* Copy the raw bytes [pos, end) of the lane (wrapping at the lane end), at
  * most cap of them, to buf; for quarantining what C4 skipped. Only when no
  * writer exists. @return the bytes copied. */
-size_t ckr_lane_copy(const ckr_lane *l, uint64_t pos, uint64_t end, void *buf,
+CKR_SHARED size_t ckr_lane_copy(const ckr_lane *l, uint64_t pos, uint64_t end, void *buf,
 		     size_t cap);
 
 /* Before C7: the lane was drained to pos with no writer left; make its tail
  * pos again if a scribble moved it (a no-op otherwise). Flusher only. */
-void ckr_lane_repair_tail(ckr_lane *l, uint64_t pos);
+CKR_SHARED void ckr_lane_repair_tail(ckr_lane *l, uint64_t pos);
 
 /* C7: return the lane of a dead or detached owner to use, if the owner word
  * still holds `owner`. @return true if it was freed. */
-bool ckr_lane_free(ckr_lane *l, uint64_t owner);
+CKR_SHARED bool ckr_lane_free(ckr_lane *l, uint64_t owner);
 
 /* Is there a sealed record (or pad) at pos, i.e. would ckr_lane_read find
  * something there now? For the flusher's idle test. Can't fail. */
-bool ckr_lane_ready(const ckr_lane *l, uint64_t pos);
+CKR_SHARED bool ckr_lane_ready(const ckr_lane *l, uint64_t pos);
 
 /* Read-only helpers for the flusher and the inspector (relaxed snapshots). */
-uint64_t ckr_lane_tail(const ckr_lane *l);
-uint64_t ckr_lane_head(const ckr_lane *l);
-uint64_t ckr_lane_owner(const ckr_lane *l);
+CKR_SHARED uint64_t ckr_lane_tail(const ckr_lane *l);
+CKR_SHARED uint64_t ckr_lane_head(const ckr_lane *l);
+CKR_SHARED uint64_t ckr_lane_owner(const ckr_lane *l);
 
 #endif /* CKR_LANE_H */

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/shared.h"
 #include "shm/segment.h"
 
 /* ---- the flusher's half ---- */
@@ -40,13 +41,13 @@
  * waiter that came before the sleep impossible to lose), futex-wait on
  * wake_seq, clear asleep. This function can't fail (it may return early).
  */
-void ckr_wake_sleep(ckr_seg_flusher *fl, bool (*has_work)(void *ctx), void *ctx,
+CKR_SHARED void ckr_wake_sleep(ckr_seg_flusher *fl, bool (*has_work)(void *ctx), void *ctx,
 		    uint64_t timeout_ns);
 
 /* After new committed/synced positions are published (release stores of
  * head/synced): bump commit_seq and wake every waiter, if there is one. This
  * function can't fail. */
-void ckr_wake_published(ckr_seg_flusher *fl);
+CKR_SHARED void ckr_wake_published(ckr_seg_flusher *fl);
 
 /* ---- the waiters' half ---- */
 

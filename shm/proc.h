@@ -17,13 +17,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/shared.h"
+
 #define CKR_PID_BITS 22
 #define CKR_PID_MASK ((UINT64_C(1) << CKR_PID_BITS) - 1)
 
 /* Make a token; start is cut to 42 bits. This function can't fail. */
-uint64_t ckr_token_make(pid_t pid, uint64_t start_ticks);
-pid_t ckr_token_pid(uint64_t token);
-uint64_t ckr_token_start(uint64_t token);
+CKR_SHARED uint64_t ckr_token_make(pid_t pid, uint64_t start_ticks);
+CKR_SHARED pid_t ckr_token_pid(uint64_t token);
+CKR_SHARED uint64_t ckr_token_start(uint64_t token);
 
 /*
  * Read a process's start time (clock ticks since boot).
@@ -32,7 +34,7 @@ uint64_t ckr_token_start(uint64_t token);
 int ckr_proc_start_ticks(pid_t pid, uint64_t *out);
 
 /* This process's token. @return 0, or the errors of ckr_proc_start_ticks. */
-int ckr_proc_self_token(uint64_t *out);
+CKR_SHARED int ckr_proc_self_token(uint64_t *out);
 
 /*
  * Is the process named by token alive? False for token 0. When /proc cannot
@@ -59,7 +61,7 @@ typedef struct ckr_identity {
  * @return 0; -EIO /proc unreadable; -errno of getrandom.
  * Thread-safe; makes system calls (getpid at least): not for a hot path.
  */
-int ckr_proc_self_identity(ckr_identity *out);
+CKR_SHARED int ckr_proc_self_identity(ckr_identity *out);
 
 /* Same process image? This function can't fail. */
 static inline bool ckr_identity_eq(const ckr_identity *a, const ckr_identity *b)
@@ -88,7 +90,7 @@ typedef enum ckr_proc_verdict {
  * Judge a token by /proc, only where /proc can: a token recorded in another
  * pid namespace (pidns non-zero and not ours) is UNKNOWN.
  */
-ckr_proc_verdict ckr_proc_judge(uint64_t token, uint64_t pidns);
+CKR_SHARED ckr_proc_verdict ckr_proc_judge(uint64_t token, uint64_t pidns);
 
 /*
  * A 64-bit mixing function (splitmix64's finaliser): distinct inputs give

@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/shared.h"
 #include "ckring.h"
 
 #define CKR_SEG_MAGIC "CKRING\x01\x00"
@@ -139,11 +140,11 @@ typedef struct ckr_seg_geometry {
  *         layout version; CKR_ETRUNC smaller than its header says; -EACCES;
  *         -ENOMEM; -errno of shm_open/fstat/mmap.
  */
-int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out);
+CKR_SHARED int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out);
 
 /* Unmap and close the descriptor (the segment object stays; the locks
  * taken through this handle are dropped). */
-void ckr_segment_detach(ckr_segment *seg);
+CKR_SHARED void ckr_segment_detach(ckr_segment *seg);
 
 /* The derived geometry of a segment of opts (defaults applied).
  * @return 0; -EINVAL sizes out of range. */
@@ -155,10 +156,10 @@ int ckr_segment_geometry(const ckr_segment_opts *opts, ckr_seg_geometry *g);
  * @return 0; -EAGAIN another descriptor holds it; -errno (-EBADF: a
  *         read-only handle).
  */
-int ckr_seg_lock(const ckr_segment *seg, uint64_t byte);
+CKR_SHARED int ckr_seg_lock(const ckr_segment *seg, uint64_t byte);
 
 /* Drop a lock taken through this handle. This function can't fail. */
-void ckr_seg_unlock(const ckr_segment *seg, uint64_t byte);
+CKR_SHARED void ckr_seg_unlock(const ckr_segment *seg, uint64_t byte);
 
 /*
  * Is byte `byte` locked through another open file description (F_OFD_GETLK)?

@@ -54,6 +54,8 @@ do_install() {
 check_tree() {
   local f
   for f in lib/libckring.a lib/libckring.so lib/libckring.so.1 include/ckring.h \
+           lib/libckring-store.a lib/libckring-store.so lib/libckring-store.so.1 \
+           include/ckring_store.h lib/pkgconfig/ckring-store.pc \
            lib/pkgconfig/ckring.pc bin/ckring-flusher bin/ckring-inspect \
            bin/ckring-load bin/ckring-demo \
            share/man/man1/ckring-flusher.1 share/man/man1/ckring-inspect.1 \
@@ -64,14 +66,16 @@ check_tree() {
   [ -L "$root/lib/libckring.so" ] || fail "libckring.so is not a symlink"
   [ -x "$root/bin/ckring-flusher" ] || fail "ckring-flusher is not executable"
   grep -qx "prefix=$prefix" "$root/lib/pkgconfig/ckring.pc" || fail "ckring.pc: prefix"
-  grep -q "^Libs.private: -llmdb -lpthread -lrt" "$root/lib/pkgconfig/ckring.pc" ||
+  grep -q "^Libs.private: -lpthread -lrt" "$root/lib/pkgconfig/ckring.pc" ||
     fail "ckring.pc: Libs.private"
+  grep -q "^Libs.private: -llmdb -lpthread -lrt" "$root/lib/pkgconfig/ckring-store.pc" ||
+    fail "ckring-store.pc: Libs.private"
   grep -q "ExecStart=$prefix/bin/ckring-flusher " \
     "$root/lib/systemd/system/ckring-flusher@.service" || fail "unit: ExecStart"
   if grep -rq "$stage" "$root/lib/pkgconfig" "$root/lib/systemd"; then
     fail "the staging directory leaked into an installed file"
   fi
-  ok "installed: libraries, header, ckring.pc, tools, 5 man pages, systemd unit"
+  ok "installed: two libraries, two headers, two .pc files, tools, 5 man pages, systemd unit"
 }
 
 check_pkg_config() {
@@ -81,20 +85,30 @@ check_pkg_config() {
   libs=$(pkg-config --define-prefix --libs ckring | xargs)
   [ "$cflags" = "-I$root/include" ] || fail "pkg-config --cflags: '$cflags'"
   [ "$libs" = "-L$root/lib -lckring" ] || fail "pkg-config --libs: '$libs'"
-  pkg-config --define-prefix --static --libs ckring | grep -q -- "-llmdb" ||
-    fail "pkg-config --static --libs lacks -llmdb"
-  ok "pkg-config: $cflags $libs"
+  pkg-config --define-prefix --static --libs ckring | grep -q -- "-llmdb" &&
+    fail "pkg-config --static --libs ckring pulls in LMDB: a producer must not"
+  libs=$(pkg-config --define-prefix --libs ckring-store | xargs)
+  [ "$libs" = "-L$root/lib -lckring-store -lckring" ] ||
+    fail "pkg-config --libs ckring-store: '$libs'"
+  pkg-config --define-prefix --static --libs ckring-store | grep -q -- "-llmdb" ||
+    fail "pkg-config --static --libs ckring-store lacks -llmdb"
+  ok "pkg-config: ckring $cflags -lckring (no LMDB); ckring-store $libs"
 }
 
 build_example() {
   cp -r "$top/examples" "$tmp/examples"
-  rm -f "$tmp/examples/minimal_executor"
+  rm -f "$tmp/examples/minimal_executor" "$tmp/examples/boot_recovery"
   make -C "$tmp/examples" --no-print-directory PKG_CONFIG="pkg-config --define-prefix" \
-    >"$tmp/example-build.log" 2>&1 || { cat "$tmp/example-build.log" >&2; fail "build example"; }
-  LD_LIBRARY_PATH="$root/lib" ldd "$tmp/examples/minimal_executor" |
-    grep -q "libckring.so.1 => $root/lib/libckring.so.1" ||
-    fail "the example is not linked against the installed libckring.so.1"
-  ok "examples/minimal_executor builds with pkg-config against the installed tree"
+    >"$tmp/example-build.log" 2>&1 || { cat "$tmp/example-build.log" >&2; fail "build examples"; }
+  local deps
+  deps=$(LD_LIBRARY_PATH="$root/lib" ldd "$tmp/examples/minimal_executor")
+  echo "$deps" | grep -q "libckring.so.1 => $root/lib/libckring.so.1" ||
+    fail "minimal_executor is not linked against the installed libckring.so.1"
+  echo "$deps" | grep -q "liblmdb" && fail "minimal_executor links LMDB"
+  deps=$(LD_LIBRARY_PATH="$root/lib" ldd "$tmp/examples/boot_recovery")
+  echo "$deps" | grep -q "libckring-store.so.1 => $root/lib/libckring-store.so.1" ||
+    fail "boot_recovery is not linked against the installed libckring-store.so.1"
+  ok "examples build with pkg-config: minimal_executor on libckring alone (no LMDB), boot_recovery on libckring-store"
 }
 
 start_flusher() {
@@ -126,6 +140,14 @@ runs = json.load(open(sys.argv[1]))["runs"]
 assert [(r["id"], r["state"]) for r in runs] == [("run-install-1", "completed")], runs
 EOF
   ok "minimal_executor: 3 messages committed, run completed (store agrees)"
+  # Runs left RUNNING by a process that is gone: the boot path continues them.
+  "$root/bin/ckring-load" --segment "$seg" --procs 1 --threads 1 --runs 2 --events 3 \
+    --size 32 --prefix boot- --finish leave >/dev/null 2>&1 || fail "ckring-load"
+  LD_LIBRARY_PATH="$root/lib" "$tmp/examples/boot_recovery" "$seg" "$tmp/db" \
+    >"$tmp/boot.out" 2>&1 || { cat "$tmp/boot.out" >&2; fail "boot_recovery"; }
+  grep -q "^2 interrupted runs$" "$tmp/boot.out" || fail "boot: $(cat "$tmp/boot.out")"
+  [ "$(grep -c " completed$" "$tmp/boot.out")" = 2 ] || fail "boot: $(cat "$tmp/boot.out")"
+  ok "boot_recovery: claimed, resumed and completed the 2 runs a dead process left"
   local st=0
   kill -TERM "$flusher_pid"
   wait "$flusher_pid" || st=$?
