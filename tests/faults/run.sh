@@ -58,7 +58,7 @@ if nm "$BUILD/libckring.a" 2>/dev/null | grep __asan_ >/dev/null; then
   CFLAGS+=(-fsanitize=address,undefined)
   export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 fi
-LIBS=("$BUILD/libckring.a" -llmdb -lpthread -lrt)
+LIBS=("$BUILD/libckring-store.a" "$BUILD/libckring.a" -llmdb -lpthread -lrt)
 "$CC" "${SHIM_CFLAGS[@]}" -shared -fPIC -o "$W/shim.so" "$ROOT/tests/faults/shim.c" -ldl || exit 2
 "$CC" "${CFLAGS[@]}" -o "$W/verify" "$ROOT/tests/torture/verify.c" "${LIBS[@]}" || exit 2
 "$CC" "${CFLAGS[@]}" -o "$W/segwait" "$ROOT/tests/faults/segwait.c" "${LIBS[@]}" || exit 2

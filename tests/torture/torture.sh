@@ -62,7 +62,7 @@ CFLAGS=(-std=c11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -I"$ROOT/include" -I"$ROOT")
 if nm "$BUILD/libckring.a" 2>/dev/null | grep __asan_ >/dev/null; then
   CFLAGS+=(-fsanitize=address,undefined)
 fi
-LIBS=("$BUILD/libckring.a" -llmdb -lpthread -lrt)
+LIBS=("$BUILD/libckring-store.a" "$BUILD/libckring.a" -llmdb -lpthread -lrt)
 "$CC" "${CFLAGS[@]}" -o "$WORK/torture" "$ROOT/tests/torture/torture.c" "${LIBS[@]}"
 "$CC" "${CFLAGS[@]}" -o "$WORK/verify" "$ROOT/tests/torture/verify.c" "${LIBS[@]}"
 
