@@ -131,7 +131,7 @@ int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r)
 {
 	const uint8_t *b = p;
 
-	if (n < CKR_REC_HEADER || ckr_st_get_le(b, 2) != CKR_REC_VERSION)
+	if (n < CKR_RUN_REC_HEADER || ckr_st_get_le(b, 2) != CKR_RUN_REC_VERSION)
 		return CKR_ECORRUPT;
 	decode_common(b, r);
 	r->owner.nonce = ckr_st_get_le(b + 96, 8);
@@ -139,23 +139,23 @@ int ckr_st_rec_decode(const void *p, size_t n, ckr_rec *r)
 	r->prefix_seq = ckr_st_get_le(b + 112, 8);
 	r->owner.pidns = ckr_st_get_le(b + 120, 8);
 	r->set_aside = ckr_st_get_le(b + 128, 8);
-	return finish_decode(b, n, CKR_REC_HEADER, r);
+	return finish_decode(b, n, CKR_RUN_REC_HEADER, r);
 }
 
 int ckr_st_rec_decode_v1(const void *p, size_t n, ckr_rec *r)
 {
 	const uint8_t *b = p;
 
-	if (n < CKR_REC_HEADER_1 || ckr_st_get_le(b, 2) != CKR_REC_VERSION_1)
+	if (n < CKR_RUN_REC_HEADER_1 || ckr_st_get_le(b, 2) != CKR_RUN_REC_VERSION_1)
 		return CKR_ECORRUPT;
 	decode_common(b, r);
-	return finish_decode(b, n, CKR_REC_HEADER_1, r);
+	return finish_decode(b, n, CKR_RUN_REC_HEADER_1, r);
 }
 
 static void rec_encode(const ckr_rec *r, uint8_t *b)
 {
-	memset(b, 0, CKR_REC_HEADER);
-	ckr_st_put_le(b, CKR_REC_VERSION, 2);
+	memset(b, 0, CKR_RUN_REC_HEADER);
+	ckr_st_put_le(b, CKR_RUN_REC_VERSION, 2);
 	b[2] = r->state;
 	b[3] = r->kind;
 	ckr_st_put_le(b + 4, r->incarnation, 4);
@@ -177,7 +177,7 @@ static void rec_encode(const ckr_rec *r, uint8_t *b)
 	ckr_st_put_le(b + 112, r->prefix_seq, 8);
 	ckr_st_put_le(b + 120, r->owner.pidns, 8);
 	ckr_st_put_le(b + 128, r->set_aside, 8);
-	b += CKR_REC_HEADER;
+	b += CKR_RUN_REC_HEADER;
 	if (r->label_len)
 		memcpy(b, r->label, r->label_len);
 	if (r->meta_len)
@@ -209,7 +209,7 @@ int ckr_st_rec_put(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	if (r->label_len > CKR_LABEL_MAX || r->error_len > CKR_REC_ERROR_MAX ||
 	    r->meta_len > UINT32_MAX)
 		return -EINVAL;
-	size_t n = CKR_REC_HEADER + r->label_len + r->meta_len + r->error_len;
+	size_t n = CKR_RUN_REC_HEADER + r->label_len + r->meta_len + r->error_len;
 	int rc = ckr_st_buf_reserve(tmp, n);
 	if (rc)
 		return rc;

@@ -77,10 +77,10 @@ struct ckr_store {
 
 /* ---- run records (the `runs` values) ---- */
 
-#define CKR_REC_VERSION 2
-#define CKR_REC_HEADER 136
-#define CKR_REC_VERSION_1 1
-#define CKR_REC_HEADER_1 96
+#define CKR_RUN_REC_VERSION 2
+#define CKR_RUN_REC_HEADER 136
+#define CKR_RUN_REC_VERSION_1 1
+#define CKR_RUN_REC_HEADER_1 96
 #define CKR_REC_CLEARED 0x1u   /* flags: events and metadata removed */
 #define CKR_REC_ERROR_MAX 4096 /* longest error kept in a record */
 

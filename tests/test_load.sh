@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ckring-load: argument errors exit 2 with one clear line; a run against a
 # real flusher leaves an ack file whose every entry is N, and the store holds
-# every run with N messages of exactly the spec §7 payload.
+# every run with N messages of exactly the docs/DESIGN.md §9 payload.
 set -euo pipefail
 B=${BUILD:-build}/bin
 seg="ckrt-load-$$"
@@ -51,7 +51,7 @@ vals = struct.unpack('<%dQ' % (P * T * R), data)
 assert all(v == N for v in vals), vals
 PY
 
-# Every run, every message, byte-exact (spec §7 payload rule).
+# Every run, every message, byte-exact (docs/DESIGN.md §9 payload rule).
 out=$("$B/ckring-inspect" run "$db" "ld-p1-t1-r2" --json)
 OUT="$out" python3 - "$S" "$N" <<'PY'
 import base64, json, os, sys

@@ -1,5 +1,5 @@
 /*
- * test_scribble.c — the segment is untrusted input (spec §4): a producer
+ * test_scribble.c — the segment is untrusted input (docs/DESIGN.md §8): a producer
  * process pushes verifiable events through the client API, the real flusher
  * (build/bin/ckring-flusher) drains them, and this test scribbles random
  * bytes into records that are already sealed DATA in the lane and into the

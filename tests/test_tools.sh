@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_tools.sh — the command-line contract of spec §7, end to end, with the
+# test_tools.sh — the command-line contract of docs/DESIGN.md §9, end to end, with the
 # real binaries in $BUILD/bin (default build/bin):
 #   - a flusher serves a fresh segment; ckring-load drives 8 runs of 20
 #     messages; ckring-inspect (segment, db, run) answers with the JSON keys
@@ -152,7 +152,7 @@ assert d["counters"]["corrupt"] == 0
 assert d["flusher"]["committed"] == sum(l["head"] for l in d["lanes"])
 assert isinstance(d["epoch"], str) and len(d["epoch"]) == 32
 EOF
-  ok "segment --json: the keys of spec §7; pushed = 168; committed = sum of heads"
+  ok "segment --json: the keys of docs/DESIGN.md §9; pushed = 168; committed = sum of heads"
 }
 
 check_db_json() {
@@ -175,10 +175,10 @@ for r in runs:
     assert r["error"] is None and r["attempts"] == 0, r
     assert r["owner_alive"] is False, r            # ckring-load has exited
 EOF
-  ok "db --json: the keys of spec §7; 8 runs running, 20 messages each"
+  ok "db --json: the keys of docs/DESIGN.md §9; 8 runs running, 20 messages each"
 }
 
-# Every message of every run, as spec §7 defines ckring-load's payloads.
+# Every message of every run, as docs/DESIGN.md §9 defines ckring-load's payloads.
 check_run_json() {
   local p t r id
   for p in 0 1; do for t in 0 1; do for r in 0 1; do
@@ -214,7 +214,7 @@ for f in files:
         assert base64.b64decode(e["data_b64"]) == message(d["id"], m, 64), \
             f"{d['id']} message {m}: wrong bytes"
 EOF
-  ok "run --json: the keys of spec §7; 8 transcripts of 20 messages, bytes as §7"
+  ok "run --json: the keys of docs/DESIGN.md §9; 8 transcripts of 20 messages, bytes as §9"
   expect_one_line_error 1 "inspect run of an unknown id" "$bin/ckring-inspect" run "$db" no-such-run
 }
 

@@ -1,5 +1,5 @@
 /*
- * ckring-load — the load generator of spec §7: P processes x T threads, each
+ * ckring-load — the load generator of docs/DESIGN.md §9: P processes x T threads, each
  * thread driving R single-loop runs round-robin with N verifiable messages
  * each; optional ack file of accepted messages per run (survives SIGKILL).
  */
@@ -46,7 +46,7 @@ static uint64_t fnv1a64(const void *p, size_t n)
 	return h;
 }
 
-/* Message m of run id, spec §7: m LE, FNV-1a-64(id) LE, then h + 31m + i. */
+/* Message m of run id, docs/DESIGN.md §9: m LE, FNV-1a-64(id) LE, then h + 31m + i. */
 static void make_message(uint8_t *buf, size_t size, const char *id, uint64_t m)
 {
 	uint64_t h = fnv1a64(id, strlen(id));
@@ -199,7 +199,7 @@ static void usage(FILE *out)
 	      "                   [--finish leave|complete|fail]\n"
 	      "Each of T threads in each of P processes drives R single-loop runs\n"
 	      "(ids {PREFIX}p{P}-t{T}-r{R}), one message per run per round, N messages\n"
-	      "each, of BYTES >= 16 bytes derived from (run id, sequence) (spec §7).\n"
+	      "each, of BYTES >= 16 bytes derived from (run id, sequence) (docs/DESIGN.md §9).\n"
 	      "--ack-file F: one little-endian u64 per run (process, thread, run order):\n"
 	      "the number of that run's messages accepted so far.\n", out);
 }

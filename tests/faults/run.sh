@@ -358,7 +358,7 @@ case_put_eio() {
 
 # ---- known bug B7: a real full disk (the store on a 1 MiB tmpfs). LMDB
 # reports a short write as EIO (mdb_page_flush), which the flusher treats as
-# fatal: it exits 1 instead of keeping the events and retrying (spec §4).
+# fatal: it exits 1 instead of keeping the events and retrying (docs/DESIGN.md §8).
 case_known_full_disk() {
   new_case known_full_disk
   local m=$CW/mnt; mkdir -p "$m"

@@ -1,6 +1,6 @@
 /*
  * fuzz_event.c — libFuzzer target: ckr_event_decode() on arbitrary bytes
- * (the flusher decodes every ring record with it; spec §4: the segment is
+ * (the flusher decodes every ring record with it; docs/DESIGN.md §8: the segment is
  * untrusted input).
  *
  * Properties: decode never reads outside [buf, buf+len) (the input is copied

@@ -1,5 +1,5 @@
 /*
- * torture.c — the crash-torture driver (spec §4: exactly-once and order across
+ * torture.c — the crash-torture driver (docs/DESIGN.md §8: exactly-once and order across
  * SIGKILL of any producer, SIGKILL of the flusher and its restart, and
  * SIGSTOP/SIGCONT of producers for seconds).
  *

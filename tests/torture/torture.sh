@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/torture/torture.sh — the crash torture of spec §4: builds the driver
+# tests/torture/torture.sh — the crash torture of docs/DESIGN.md §8: builds the driver
 # (tests/torture/torture.c) and the verifier (tests/torture/verify.c) into a
 # temp dir against $BUILD/libckring.a, runs the real ckring-flusher and
 # ckring-load from $BUILD/bin under random SIGKILLs / SIGSTOPs / flusher

@@ -3,7 +3,7 @@
  * tests): opens the store READ-ONLY through the public recovery API
  * (ckr_store_open / ckr_store_list / ckr_store_resume) and checks every run
  * of every ckring-load invocation named in a manifest against its ack file
- * and the payload rule of spec §7:
+ * and the payload rule of docs/DESIGN.md §9:
  *
  *   - every acknowledged message m < ack of a run is persisted exactly once:
  *     the run's gap-free history holds seq m+1 with exactly the bytes of
@@ -83,7 +83,7 @@ static uint64_t fnv1a64(const void *p, size_t n)
 	return h;
 }
 
-/* Message m of run id (spec §7). */
+/* Message m of run id (docs/DESIGN.md §9). */
 static void expected_message(uint8_t *buf, size_t size, const char *id, uint64_t m)
 {
 	uint64_t h = fnv1a64(id, strlen(id));
