@@ -230,7 +230,7 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (rc)
 		goto fail_free;
 	f->lanes = calloc(f->seg.lane_count, sizeof *f->lanes);
-	f->buf_cap = (size_t)f->seg.max_record + CKR_RUN_REC_HEADER + 8;
+	f->buf_cap = (size_t)f->seg.max_record + CKR_REC_HEADER + 8;
 	f->buf = malloc(f->buf_cap);
 	rc = f->lanes && f->buf ? open_store(f) : -ENOMEM;
 	if (rc)
