@@ -10,12 +10,18 @@
  *
  * One writer per run (ring/PROTOCOL.md, "Owners, writers and claims"): a run
  * handle is a writer — a writer id (new at begin, the claim's at reopen)
- * and a slot of the client's lane where the flusher reports a rejection of
- * that writer's events (client/wait.c reads it). Every event carries both.
- * Slots are taken and returned under the client's runs_lock (begin, reopen
- * and close are not the hot path); a closed handle's slot is reused only
- * once the flusher has passed the lane's tail at close, so a wait on the
- * handle's last tickets can still tell stored from rejected.
+ * and a slot of one of the client's lanes where the flusher reports a
+ * rejection of that writer's events (client/wait.c reads it). Every event
+ * carries both. Slots are taken and returned under the client's runs_lock
+ * (begin, reopen and close are not the hot path); a closed handle's slot is
+ * reused only once the flusher has passed the lane's tail at close, so a
+ * wait on the handle's last tickets can still tell stored from rejected.
+ *
+ * Several lanes (ckr_client_opts.lanes): a client of a busy process may hold
+ * several lanes so that its threads do not all share one tail. Each run is
+ * bound to one lane at begin/reopen (round robin), so a run's events keep
+ * their lane order; the safety argument is unchanged, since every lane
+ * still has one owning process.
  */
 #include "client/client.h"
 
@@ -61,9 +67,20 @@ typedef struct draining_slot {
 	uint64_t until;
 } draining_slot;
 
+/* One lane of a client, with its writer slots' bookkeeping. */
+typedef struct client_lane {
+	ckr_lane lane;
+	uint32_t *free_slots;      /* a stack of free slot indices */
+	uint32_t n_free;
+	draining_slot *draining;   /* closed handles' slots */
+	uint32_t n_draining;
+} client_lane;
+
 struct ckr_client {
 	ckr_segment seg;
-	ckr_lane lane;
+	client_lane *lanes;
+	uint32_t n_lanes;
+	_Atomic uint32_t next_lane; /* round robin of new runs over lanes */
 	ckr_identity id;
 	uint64_t fork_gen;
 	uint32_t max_event;
@@ -72,14 +89,11 @@ struct ckr_client {
 	void *begin_check_ctx;
 	pthread_mutex_t runs_lock; /* guards runs and the slot lists */
 	open_run *runs;            /* ids of runs open in this client */
-	uint32_t *free_slots;      /* a stack of free slot indices */
-	uint32_t n_free;
-	draining_slot *draining;   /* closed handles' slots */
-	uint32_t n_draining;
 };
 
 struct ckr_run {
 	ckr_client *c;
+	client_lane *cl;
 	uint8_t id[CKR_RUN_ID_MAX];
 	size_t id_len;
 	ckr_kind kind;
@@ -107,8 +121,13 @@ static int client_opts(ckr_client *c, const ckr_client_opts *o)
 {
 	c->max_event = c->seg.max_record;
 	c->max_run_bytes = DEFAULT_MAX_RUN_BYTES;
+	c->n_lanes = 1;
 	if (!o)
 		return 0;
+	if (o->lanes > c->seg.lane_count)
+		return -EINVAL;
+	if (o->lanes)
+		c->n_lanes = o->lanes;
 	if (o->max_event_size) {
 		if (o->max_event_size > c->seg.max_record)
 			return -EINVAL;
@@ -121,25 +140,51 @@ static int client_opts(ckr_client *c, const ckr_client_opts *o)
 	return 0;
 }
 
-static int slots_init(ckr_client *c)
+static int slots_init(const ckr_client *c, client_lane *cl)
 {
 	uint32_t n = c->seg.writers_per_lane;
-	c->free_slots = malloc(n * sizeof *c->free_slots);
-	c->draining = malloc(n * sizeof *c->draining);
-	if (!c->free_slots || !c->draining)
+	cl->free_slots = malloc(n * sizeof *cl->free_slots);
+	cl->draining = malloc(n * sizeof *cl->draining);
+	if (!cl->free_slots || !cl->draining)
 		return -ENOMEM;
 	/* Lowest index on top: slot 0 is taken first. */
 	for (uint32_t i = 0; i < n; i++)
-		c->free_slots[i] = n - 1 - i;
-	c->n_free = n;
+		cl->free_slots[i] = n - 1 - i;
+	cl->n_free = n;
 	return 0;
 }
 
 static void client_free(ckr_client *c)
 {
-	free(c->free_slots);
-	free(c->draining);
+	for (uint32_t i = 0; c->lanes && i < c->n_lanes; i++) {
+		free(c->lanes[i].free_slots);
+		free(c->lanes[i].draining);
+	}
+	free(c->lanes);
 	free(c);
+}
+
+/* Acquire c->n_lanes lanes (A1..A4 for each); on failure none is kept. */
+static int lanes_acquire(ckr_client *c)
+{
+	uint32_t got = 0;
+	int rc = 0;
+	c->lanes = calloc(c->n_lanes, sizeof *c->lanes);
+	if (!c->lanes)
+		return -ENOMEM;
+	for (; got < c->n_lanes; got++) {
+		uint32_t index;
+		rc = slots_init(c, &c->lanes[got]);
+		if (rc == 0)
+			rc = ckr_lane_acquire(&c->seg, &c->id, (uint32_t)getpid() + got, &index);
+		if (rc)
+			break;
+		ckr_lane_view(&c->seg, index, &c->lanes[got].lane);
+	}
+	if (rc) /* nothing was pushed: the lanes are free again at once */
+		while (got-- > 0)
+			ckr_lane_unacquire(&c->seg, &c->lanes[got].lane, c->id.token);
+	return rc;
 }
 
 int ckr_client_attach(const char *name, const ckr_client_opts *opts,
@@ -156,16 +201,11 @@ int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 		goto fail_free;
 	rc = client_opts(c, opts);
 	if (rc == 0)
-		rc = slots_init(c);
-	if (rc == 0)
 		rc = ckr_proc_self_identity(&c->id);
+	if (rc == 0)
+		rc = lanes_acquire(c);
 	if (rc)
 		goto fail_detach;
-	uint32_t index;
-	rc = ckr_lane_acquire(&c->seg, &c->id, (uint32_t)getpid(), &index);
-	if (rc)
-		goto fail_detach;
-	ckr_lane_view(&c->seg, index, &c->lane);
 	c->fork_gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
 	pthread_mutex_init(&c->runs_lock, NULL);
 	*out = c;
@@ -181,8 +221,8 @@ void ckr_client_detach(ckr_client *c)
 {
 	if (!c)
 		return;
-	if (check_fork(c) == 0)
-		ckr_lane_detach(&c->seg, &c->lane, c->id.token);
+	for (uint32_t i = 0; check_fork(c) == 0 && i < c->n_lanes; i++)
+		ckr_lane_detach(&c->seg, &c->lanes[i].lane, c->id.token);
 	while (c->runs) {
 		open_run *n = c->runs->next;
 		free(c->runs);
@@ -195,7 +235,7 @@ void ckr_client_detach(ckr_client *c)
 
 uint32_t ckr_client_lane(const ckr_client *c)
 {
-	return c->lane.index;
+	return c->lanes[0].lane.index;
 }
 
 const ckr_segment *ckr_client_segment(const ckr_client *c)
@@ -226,43 +266,58 @@ static bool runs_has(const ckr_client *c, const void *id, size_t id_len)
 }
 
 /* Return to the free stack the closed handles' slots the flusher passed. */
-static void slots_reclaim(ckr_client *c)
+static void slots_reclaim(client_lane *cl)
 {
 	/* acquire: pairs with the flusher's release of head (C6): every
 	 * rejection it reported below head is written (W2), and nothing of
 	 * the old writer can be reported any more. */
-	uint64_t head = atomic_load_explicit(&c->lane.ctl->head, memory_order_acquire);
-	for (uint32_t i = 0; i < c->n_draining;) {
-		if (c->draining[i].until <= head) {
-			c->free_slots[c->n_free++] = c->draining[i].slot;
-			c->draining[i] = c->draining[--c->n_draining];
+	uint64_t head = atomic_load_explicit(&cl->lane.ctl->head, memory_order_acquire);
+	for (uint32_t i = 0; i < cl->n_draining;) {
+		if (cl->draining[i].until <= head) {
+			cl->free_slots[cl->n_free++] = cl->draining[i].slot;
+			cl->draining[i] = cl->draining[--cl->n_draining];
 		} else {
 			i++;
 		}
 	}
 }
 
+/* A lane with a free slot, starting from the next in the round robin. */
+static client_lane *lane_with_slot(ckr_client *c)
+{
+	/* relaxed: a spreading hint; correctness does not depend on it. */
+	uint32_t start = atomic_fetch_add_explicit(&c->next_lane, 1, memory_order_relaxed);
+	for (uint32_t k = 0; k < c->n_lanes; k++) {
+		client_lane *cl = &c->lanes[(start + k) % c->n_lanes];
+		if (cl->n_free == 0)
+			slots_reclaim(cl);
+		if (cl->n_free)
+			return cl;
+	}
+	return NULL;
+}
+
 /*
- * Register run id as open and give it a slot for writer.
- * @return 0 and *slot; -EEXIST open already; CKR_ESLOTS; -ENOMEM.
+ * Register run id as open and give it a lane and a slot for writer.
+ * @return 0, *lane and *slot; -EEXIST open already; CKR_ESLOTS; -ENOMEM.
  */
 static int run_register(ckr_client *c, const void *id, size_t id_len,
-			uint64_t writer, uint32_t *slot)
+			uint64_t writer, client_lane **lane, uint32_t *slot)
 {
 	int rc = 0;
+	client_lane *cl = NULL;
 	open_run *r = calloc(1, sizeof *r);
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_lock(&c->runs_lock);
 	if (runs_has(c, id, id_len))
 		rc = -EEXIST;
-	if (rc == 0 && c->n_free == 0)
-		slots_reclaim(c);
-	if (rc == 0 && c->n_free == 0)
+	if (rc == 0 && !(cl = lane_with_slot(c)))
 		rc = CKR_ESLOTS;
 	if (rc == 0) {
-		*slot = c->free_slots[--c->n_free];
-		ckr_lane_slot_take(&c->lane, *slot, writer);
+		*lane = cl;
+		*slot = cl->free_slots[--cl->n_free];
+		ckr_lane_slot_take(&cl->lane, *slot, writer);
 		r->id_len = id_len;
 		memcpy(r->id, id, id_len);
 		r->next = c->runs;
@@ -280,7 +335,7 @@ static int run_register(ckr_client *c, const void *id, size_t id_len,
  * begin was never pushed, so no ticket refers to it).
  */
 static void run_unregister(ckr_client *c, const void *id, size_t id_len,
-			   uint32_t slot, bool drop_now)
+			   client_lane *cl, uint32_t slot, bool drop_now)
 {
 	open_run *dead = NULL;
 	pthread_mutex_lock(&c->runs_lock);
@@ -292,11 +347,11 @@ static void run_unregister(ckr_client *c, const void *id, size_t id_len,
 		}
 	}
 	if (drop_now) {
-		ckr_lane_slot_drop(&c->lane, slot);
-		c->free_slots[c->n_free++] = slot;
+		ckr_lane_slot_drop(&cl->lane, slot);
+		cl->free_slots[cl->n_free++] = slot;
 	} else {
-		c->draining[c->n_draining++] =
-			(draining_slot){ slot, ckr_lane_tail(&c->lane) };
+		cl->draining[cl->n_draining++] =
+			(draining_slot){ slot, ckr_lane_tail(&cl->lane) };
 	}
 	pthread_mutex_unlock(&c->runs_lock);
 	free(dead);
@@ -331,7 +386,8 @@ static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, bool charge,
 		}
 	}
 	ckr_reservation res;
-	int rc = ckr_lane_reserve(&c->lane, (uint32_t)size, &res);
+	ckr_lane *lane = &r->cl->lane;
+	int rc = ckr_lane_reserve(lane, (uint32_t)size, &res);
 	if (rc) {
 		if (charge)
 			atomic_fetch_sub_explicit(&r->bytes, size, memory_order_relaxed);
@@ -345,7 +401,7 @@ static int push_event(ckr_run *r, ckr_event *ev, bool take_seq, bool charge,
 	ckr_event_encode(ev, res.payload, size);
 	uint64_t end = ckr_lane_commit(&res);
 	if (t)
-		*t = (ckr_ticket){ .lane = c->lane.index, .slot = r->slot,
+		*t = (ckr_ticket){ .lane = lane->index, .slot = r->slot,
 				   .pos = end, .writer = r->writer };
 	return 0;
 }
@@ -381,7 +437,7 @@ static int run_open(ckr_client *c, const void *id, size_t id_len, ckr_kind kind,
 	ckr_run *r = calloc(1, sizeof *r);
 	if (!r)
 		return -ENOMEM;
-	int rc = run_register(c, id, id_len, writer, &r->slot);
+	int rc = run_register(c, id, id_len, writer, &r->cl, &r->slot);
 	if (rc) {
 		free(r);
 		return rc;
@@ -441,7 +497,7 @@ int ckr_run_begin(ckr_client *c, const ckr_run_spec *spec, ckr_run **out,
 	ev.seq = 0;
 	rc = push_event(r, &ev, false, true, ticket);
 	if (rc) {
-		run_unregister(c, r->id, r->id_len, r->slot, true);
+		run_unregister(c, r->id, r->id_len, r->cl, r->slot, true);
 		free(r);
 		return rc;
 	}
@@ -534,7 +590,7 @@ int ckr_run_finish(ckr_run *r, ckr_outcome outcome, const char *error,
 		/* release: pairs with run_usable()'s acquire. */
 		atomic_store_explicit(&r->finished, 2, memory_order_release);
 		if (t)
-			*t = (ckr_ticket){ .lane = r->c->lane.index, .slot = r->slot,
+			*t = (ckr_ticket){ .lane = r->cl->lane.index, .slot = r->slot,
 					   .pos = 0, .writer = r->writer };
 		return 0; /* shutdown: leave the record for boot recovery */
 	}
@@ -562,6 +618,6 @@ void ckr_run_close(ckr_run *r)
 	if (!r)
 		return;
 	if (check_fork(r->c) == 0)
-		run_unregister(r->c, r->id, r->id_len, r->slot, false);
+		run_unregister(r->c, r->id, r->id_len, r->cl, r->slot, false);
 	free(r);
 }

@@ -184,11 +184,16 @@ typedef struct ckr_client_opts {
 	void *begin_check_ctx;
 	uint32_t max_event_size; /* per event, bytes; 0 = the segment's maximum */
 	uint64_t max_run_bytes;  /* per run, all events but finish; 0 = 1 GiB */
+	uint32_t lanes;          /* lanes this client holds; 0 = 1. Runs are
+	                          * spread over them (each run keeps one), so
+	                          * threads driving different runs do not share
+	                          * a tail. */
 } ckr_client_opts;
 
 /*
- * Attach to segment NAME as a producer: claims a free lane for this process
- * and holds it with a kernel lock (released when the process dies or execs).
+ * Attach to segment NAME as a producer: claims opts->lanes free lanes (one
+ * by default) for this process and holds each with a kernel lock (released
+ * when the process dies or execs).
  * @param[out] out  the client
  * @return 0; -EINVAL bad name/opts; -ENOENT no such segment; CKR_ENOTSEG;
  *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -EUSERS every lane is taken
@@ -199,8 +204,9 @@ typedef struct ckr_client_opts {
 CKR_API int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 			      ckr_client **out);
 
-/* The index of the lane this client pushes into (tickets name it; the
- * observer reports per lane). This function can't fail. */
+/* The index of the (first) lane this client pushes into (tickets name the
+ * lane of each event; the observer reports per lane). This function can't
+ * fail. */
 CKR_API uint32_t ckr_client_lane(const ckr_client *c);
 
 /*

@@ -176,6 +176,17 @@ void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token)
 	ckr_seg_unlock(seg, CKR_LOCK_LANE(l->index));
 }
 
+void ckr_lane_unacquire(const ckr_segment *seg, ckr_lane *l, uint64_t token)
+{
+	uint64_t expected = token;
+	/* release: pairs with a later attacher's acquire CAS (A4); nothing of
+	 * ours is in the lane (no claim was made), so it is free as it was.
+	 * The lock goes after the owner word, as in D1. */
+	atomic_compare_exchange_strong_explicit(&l->ctl->owner, &expected, 0,
+						memory_order_release, memory_order_relaxed);
+	ckr_seg_unlock(seg, CKR_LOCK_LANE(l->index));
+}
+
 bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
 			  uint64_t owner)
 {

@@ -137,6 +137,10 @@ int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
  * be pushing. */
 void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token);
 
+/* Undo an acquire before anything was pushed (an attach that failed
+ * later): the lane is free again at once, for anyone. Can't fail. */
+void ckr_lane_unacquire(const ckr_segment *seg, ckr_lane *l, uint64_t token);
+
 /*
  * G: is the tenure under owner word `owner` gone — DETACHED, or a token
  * whose lane lock is no longer held (the owner died or exec'd)? A free lane

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -364,6 +365,58 @@ static void test_wait_without_flusher_is_epipe(void **state)
 	ckr_run_close(r);
 }
 
+static uint32_t free_lanes(const fixture *f)
+{
+	ckr_observer *ob;
+	ckr_lane_info li[8];
+	ckr_segment_info in;
+	uint32_t n = 0;
+	assert_int_equal(ckr_observer_open(f->name, &ob), 0);
+	ckr_observer_snapshot(ob, &in, li, 8);
+	for (uint32_t i = 0; i < in.lane_count; i++)
+		n += li[i].state == CKR_LANE_FREE;
+	ckr_observer_close(ob);
+	return n;
+}
+
+/* A client of several lanes spreads its runs over them; each run keeps its
+ * lane. The segment of the fixture has 4 lanes; f->c holds one. */
+static void test_several_lanes_spread_runs(void **state)
+{
+	fixture *f = *state;
+	ckr_client *c, *none;
+	ckr_client_opts o = { .lanes = 5 };
+	/* More lanes than the segment has is a bad option; a partial grant is
+	 * not kept. */
+	assert_int_equal(ckr_client_attach(f->name, &o, &c), -EINVAL);
+	o.lanes = 4;
+	assert_int_equal(free_lanes(f), 3);
+	assert_int_equal(ckr_client_attach(f->name, &o, &c), -EUSERS);
+	assert_int_equal(free_lanes(f), 3);
+	o.lanes = 3;
+	assert_int_equal(ckr_client_attach(f->name, &o, &c), 0);
+	ckr_run *r[6];
+	uint32_t lanes_seen = 0;
+	for (int i = 0; i < 6; i++) {
+		char id[8];
+		snprintf(id, sizeof id, "ml-%d", i);
+		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
+		ckr_ticket t0, t1;
+		assert_int_equal(ckr_run_begin(c, &s, &r[i], &t0), 0);
+		assert_int_equal(ckr_run_message(r[i], "x", 1, &t1), 0);
+		assert_int_equal(t0.lane, t1.lane); /* one lane per run */
+		assert_int_not_equal(t0.lane, ckr_client_lane(f->c));
+		lanes_seen |= 1u << t0.lane;
+	}
+	assert_int_equal(__builtin_popcount(lanes_seen), 3);
+	/* All 4 lanes are taken now: a further client gets none. */
+	assert_int_equal(free_lanes(f), 0);
+	assert_int_equal(ckr_client_attach(f->name, NULL, &none), -EUSERS);
+	for (int i = 0; i < 6; i++)
+		ckr_run_close(r[i]);
+	ckr_client_detach(c);
+}
+
 static void test_strerror_covers_every_code(void **state)
 {
 	(void)state;
@@ -396,6 +449,7 @@ int main(void)
 		T(test_forked_child_is_refused),
 		T(test_wait_levels_against_stand_in_publisher),
 		T(test_wait_without_flusher_is_epipe),
+		T(test_several_lanes_spread_runs),
 		T(test_strerror_covers_every_code),
 #undef T
 	};
