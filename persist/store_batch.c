@@ -35,6 +35,11 @@
  * under: the store's current epoch, fixed by ckr_store_bind_segment() when
  * the flusher opened.
  *
+ * The run cache: a batch reads each run record it touches at most once and
+ * writes each at most once, at commit (run_cache_flush), instead of a read
+ * and a write per event: the per-event work is the event row alone. Nothing
+ * else reads run records inside the batch's transaction.
+ *
  * Errors: a full map is CKR_STORE_MAPFULL (store.h: abort, ckr_store_grow,
  * replay the batch), a full disk at commit -ENOSPC. Any error kills the
  * batch (LMDB's transaction is unusable after MDB_MAP_FULL): later calls
@@ -71,6 +76,22 @@ const char *ckr_apply_name(ckr_apply what)
 	return what < CKR_APPLY_COUNT ? counter_names[what] : "unknown";
 }
 
+/* A run record of the batch: read once, written once at commit. */
+typedef struct cached_run {
+	uint8_t id_len;            /* 0: an empty slot */
+	uint8_t id[CKR_RUN_ID_MAX];
+	bool present;              /* a record exists (stored, or made here) */
+	bool dirty;                /* to be written at commit */
+	ckr_rec r;                 /* its texts point into `texts` */
+	ckr_buf texts;             /* owned: the record value, or the texts */
+} cached_run;
+
+/* Open addressing, power-of-two capacity, at most half full. */
+typedef struct run_cache {
+	cached_run *slot;
+	uint32_t cap, n;
+} run_cache;
+
 struct ckr_batch {
 	ckr_store *s;
 	MDB_txn *txn;
@@ -79,14 +100,22 @@ struct ckr_batch {
 	uint8_t epoch[CKR_EPOCH_BYTES];   /* the epoch runs are stamped with */
 	bool epoch_set;
 	uint64_t counts[C_COUNT];         /* added to `counters` at commit */
-	ckr_buf rec, tmp;                 /* record copy, record encoding */
+	ckr_buf tmp;                      /* record encoding */
+	run_cache runs;
 };
+
+static void run_cache_free(run_cache *c)
+{
+	for (uint32_t i = 0; i < c->cap; i++)
+		free(c->slot[i].texts.p);
+	free(c->slot);
+}
 
 static void batch_free(ckr_batch *b)
 {
 	ckr_st_batch_mark(false);
 	atomic_store(b->s->batch_open, false);
-	free(b->rec.p);
+	run_cache_free(&b->runs);
 	free(b->tmp.p);
 	free(b);
 }
@@ -136,6 +165,119 @@ fail_flag:
 	return rc;
 }
 
+/* ---- the run cache ---- */
+
+static uint32_t id_hash(const uint8_t *id, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ id[i]) * 16777619u;
+	return h;
+}
+
+static cached_run *cache_slot(const run_cache *c, const uint8_t *id, size_t len)
+{
+	for (uint32_t i = id_hash(id, len) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		cached_run *e = &c->slot[i];
+		if (e->id_len == 0 || (e->id_len == len && memcmp(e->id, id, len) == 0))
+			return e;
+	}
+}
+
+/* Double the table (entries move; their texts do not). @return 0; -ENOMEM. */
+static int cache_grow(run_cache *c)
+{
+	run_cache n = { .cap = c->cap ? c->cap * 2 : 256 };
+	n.slot = calloc(n.cap, sizeof *n.slot);
+	if (!n.slot)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->cap; i++)
+		if (c->slot[i].id_len)
+			*cache_slot(&n, c->slot[i].id, c->slot[i].id_len) = c->slot[i];
+	n.n = c->n;
+	free(c->slot);
+	*c = n;
+	return 0;
+}
+
+/*
+ * The batch's entry of run id, reading the record on first use (present
+ * false: no such run yet). @return 0 and *out; -ENOMEM; CKR_ECORRUPT; -EIO.
+ */
+static int cached(ckr_batch *b, const uint8_t *id, size_t len, cached_run **out)
+{
+	run_cache *c = &b->runs;
+	cached_run *e = c->cap ? cache_slot(c, id, len) : NULL;
+	if (e && e->id_len) {
+		*out = e;
+		return 0;
+	}
+	if (c->n + 1 > c->cap / 2) {
+		int rc = cache_grow(c);
+		if (rc)
+			return rc;
+		e = cache_slot(c, id, len);
+	}
+	memset(e, 0, sizeof *e);
+	int rc = ckr_st_rec_get(b->txn, b->s, id, len, &e->r, &e->texts);
+	if (rc && rc != -ENOENT) {
+		free(e->texts.p);
+		memset(e, 0, sizeof *e);
+		return rc;
+	}
+	e->id_len = (uint8_t)len;
+	memcpy(e->id, id, len);
+	e->present = rc == 0;
+	c->n++;
+	*out = e;
+	return 0;
+}
+
+/* Give e's record its own copy of the texts label | meta | error, with the
+ * error (and its length) replaced when error is not NULL. @return 0;
+ * -ENOMEM. */
+static int own_texts(cached_run *e, const uint8_t *error, size_t error_len)
+{
+	ckr_rec *r = &e->r;
+	if (!error) {
+		error = r->error;
+		error_len = r->error_len;
+	}
+	ckr_buf nb = { 0 };
+	size_t n = r->label_len + r->meta_len + error_len;
+	if (ckr_st_buf_reserve(&nb, n ? n : 1))
+		return -ENOMEM;
+	uint8_t *p = nb.p;
+	if (r->label_len)
+		memcpy(p, r->label, r->label_len);
+	if (r->meta_len)
+		memcpy(p + r->label_len, r->meta, r->meta_len);
+	if (error_len)
+		memcpy(p + r->label_len + r->meta_len, error, error_len);
+	free(e->texts.p);
+	e->texts = nb;
+	r->label = p;
+	r->meta = p + r->label_len;
+	r->error = p + r->label_len + r->meta_len;
+	r->error_len = error_len;
+	return 0;
+}
+
+/* Write every record the batch changed. @return 0 or the put's error. */
+static int run_cache_flush(ckr_batch *b)
+{
+	for (uint32_t i = 0; i < b->runs.cap; i++) {
+		cached_run *e = &b->runs.slot[i];
+		if (!e->id_len || !e->dirty)
+			continue;
+		int rc = ckr_st_rec_put(b->txn, b->s, e->id, e->id_len, &e->r, &b->tmp);
+		if (rc)
+			return rc;
+		e->dirty = false;
+	}
+	return 0;
+}
+
 /* ---- the state machine ---- */
 
 static int rejected(ckr_batch *b, ckr_apply code, ckr_apply *w)
@@ -156,60 +298,60 @@ static int put_event(ckr_batch *b, const ckr_event *ev, const void *raw,
 	return mdb_put(b->txn, b->s->dbi[CKR_DB_EVENTS], &k, &v, flags);
 }
 
-static int put_run(ckr_batch *b, const ckr_event *ev, const ckr_rec *r)
-{
-	return ckr_st_rec_put(b->txn, b->s, ev->id, ev->id_len, r, &b->tmp);
-}
-
 static int apply_begin(ckr_batch *b, const ckr_event *ev, const void *raw,
 		       size_t raw_len, const ckr_identity *from, ckr_apply *w)
 {
-	MDB_val k = { ev->id_len, (void *)ev->id }, v;
-	ckr_rec r;
+	cached_run *e;
 	int rc;
 
 	if (ev->incarnation != 1 || ev->seq != 0 || ev->writer == 0)
 		return rejected(b, CKR_APPLY_BAD_BEGIN, w);
-	rc = mdb_get(b->txn, b->s->dbi[CKR_DB_RUNS], &k, &v);
-	if (rc == 0)
-		return rejected(b, CKR_APPLY_DUP_BEGIN, w);
-	if (rc != MDB_NOTFOUND)
-		return ckr_st_err(rc);
-	memset(&r, 0, sizeof r);
-	r.state = CKR_RUN_RUNNING;
-	r.kind = (uint8_t)ev->u.begin.kind;
-	r.incarnation = 1;
-	r.owner = *from;
-	r.writer = ev->writer;
-	r.created_ns = r.updated_ns = b->now_ns;
-	r.events = 1;
-	r.bytes = raw_len;
-	memcpy(r.epoch, b->epoch, CKR_EPOCH_BYTES);
-	r.label = (const uint8_t *)ev->u.begin.label;
-	r.label_len = ev->u.begin.label_len;
-	r.meta = ev->u.begin.meta;
-	r.meta_len = ev->u.begin.meta_len;
-	/* No row can be left at (run, 0) without a record: overwrite. */
-	rc = ckr_st_err(put_event(b, ev, raw, raw_len, 0));
-	if (rc == 0)
-		rc = put_run(b, ev, &r);
-	if (rc == 0)
-		b->counts[CKR_APPLY_STORED]++;
-	return rc;
-}
-
-/* Load the run an event names and check that the event comes from its
- * current writer and that it runs. *ok false: rejected (*w says why). */
-static int target_run(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
-		      ckr_rec *r, ckr_apply *w, bool *ok)
-{
-	int rc = ckr_st_rec_get(b->txn, b->s, ev->id, ev->id_len, r, &b->rec);
-
-	*ok = false;
-	if (rc == -ENOENT)
-		return rejected(b, CKR_APPLY_ORPHAN, w);
+	rc = cached(b, ev->id, ev->id_len, &e);
 	if (rc)
 		return rc;
+	if (e->present)
+		return rejected(b, CKR_APPLY_DUP_BEGIN, w);
+	ckr_rec *r = &e->r;
+	memset(r, 0, sizeof *r);
+	r->state = CKR_RUN_RUNNING;
+	r->kind = (uint8_t)ev->u.begin.kind;
+	r->incarnation = 1;
+	r->owner = *from;
+	r->writer = ev->writer;
+	r->created_ns = r->updated_ns = b->now_ns;
+	r->events = 1;
+	r->bytes = raw_len;
+	memcpy(r->epoch, b->epoch, CKR_EPOCH_BYTES);
+	r->label = (const uint8_t *)ev->u.begin.label;
+	r->label_len = ev->u.begin.label_len;
+	r->meta = ev->u.begin.meta;
+	r->meta_len = ev->u.begin.meta_len;
+	rc = own_texts(e, NULL, 0); /* the event's bytes are not ours to keep */
+	if (rc)
+		return rc;
+	/* No row can be left at (run, 0) without a record: overwrite. */
+	rc = ckr_st_err(put_event(b, ev, raw, raw_len, 0));
+	if (rc)
+		return rc;
+	e->present = e->dirty = true;
+	b->counts[CKR_APPLY_STORED]++;
+	return 0;
+}
+
+/* The run an event names, if the event comes from its current writer and
+ * it runs; else *e is NULL and *w says why it was rejected. */
+static int target_run(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
+		      cached_run **e, ckr_apply *w)
+{
+	cached_run *c;
+	int rc = cached(b, ev->id, ev->id_len, &c);
+
+	*e = NULL;
+	if (rc)
+		return rc;
+	if (!c->present)
+		return rejected(b, CKR_APPLY_ORPHAN, w);
+	const ckr_rec *r = &c->r;
 	if (ev->writer != r->writer || ev->writer == 0 ||
 	    !ckr_identity_eq(from, &r->owner))
 		return rejected(b, CKR_APPLY_FOREIGN, w);
@@ -223,7 +365,7 @@ static int target_run(ckr_batch *b, const ckr_event *ev, const ckr_identity *fro
 		if (r->kind != want)
 			return rejected(b, CKR_APPLY_BAD_KIND, w);
 	}
-	*ok = true;
+	*e = c;
 	return 0;
 }
 
@@ -242,11 +384,10 @@ static void advance_prefix(ckr_batch *b, const ckr_event *ev, ckr_rec *r)
 static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
 		      size_t raw_len, const ckr_identity *from, ckr_apply *w)
 {
-	ckr_rec r;
-	bool ok;
-	int rc = target_run(b, ev, from, &r, w, &ok);
+	cached_run *e;
+	int rc = target_run(b, ev, from, &e, w);
 
-	if (rc || !ok)
+	if (rc || !e)
 		return rc;
 	if (ev->seq == 0)
 		return rejected(b, CKR_APPLY_DUP_SEQ, w); /* seq 0 is the begin's */
@@ -255,40 +396,42 @@ static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
 		return rejected(b, CKR_APPLY_DUP_SEQ, w);
 	if (rc)
 		return ckr_st_err(rc);
-	r.events++;
-	advance_prefix(b, ev, &r);
-	if (ev->seq > r.last_seq)
-		r.last_seq = ev->seq;
-	r.bytes += raw_len;
-	r.updated_ns = b->now_ns;
-	memcpy(r.epoch, b->epoch, CKR_EPOCH_BYTES);
-	rc = put_run(b, ev, &r);
-	if (rc == 0)
-		b->counts[CKR_APPLY_STORED]++;
-	return rc;
+	ckr_rec *r = &e->r;
+	r->events++;
+	advance_prefix(b, ev, r);
+	if (ev->seq > r->last_seq)
+		r->last_seq = ev->seq;
+	r->bytes += raw_len;
+	r->updated_ns = b->now_ns;
+	memcpy(r->epoch, b->epoch, CKR_EPOCH_BYTES);
+	e->dirty = true;
+	b->counts[CKR_APPLY_STORED]++;
+	return 0;
 }
 
 static int apply_end(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
 		     ckr_apply *w)
 {
-	ckr_rec r;
-	bool ok;
-	int rc = target_run(b, ev, from, &r, w, &ok);
+	cached_run *e;
+	int rc = target_run(b, ev, from, &e, w);
 
-	if (rc || !ok)
+	if (rc || !e)
 		return rc;
-	r.updated_ns = r.finished_ns = b->now_ns;
+	ckr_rec *r = &e->r;
+	r->updated_ns = r->finished_ns = b->now_ns;
 	if (ev->type == CKR_EV_FAIL) {
-		r.state = CKR_RUN_FAILED;
-		r.error = (const uint8_t *)ev->u.fail.error;
-		r.error_len = ev->u.fail.len < CKR_REC_ERROR_MAX ? ev->u.fail.len
-								 : CKR_REC_ERROR_MAX;
+		r->state = CKR_RUN_FAILED;
+		size_t n = ev->u.fail.len < CKR_REC_ERROR_MAX ? ev->u.fail.len
+							      : CKR_REC_ERROR_MAX;
+		rc = own_texts(e, (const uint8_t *)ev->u.fail.error, n);
 	} else {
-		r.state = CKR_RUN_COMPLETED;
+		r->state = CKR_RUN_COMPLETED;
 		if (b->s->keep_completed_s == 0)
-			rc = ckr_st_rec_clear(b->txn, b->s, ev->id, ev->id_len, &r);
+			rc = ckr_st_rec_clear(b->txn, b->s, ev->id, ev->id_len, r);
 	}
-	return rc ? rc : put_run(b, ev, &r);
+	if (rc == 0)
+		e->dirty = true;
+	return rc;
 }
 
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
@@ -553,6 +696,8 @@ int ckr_batch_commit(ckr_batch *b)
 	if (!b)
 		return -EINVAL;
 	rc = b->err;
+	if (rc == 0)
+		rc = run_cache_flush(b);
 	for (int i = 0; rc == 0 && i < C_COUNT; i++)
 		if (b->counts[i])
 			rc = add_counter(b, counter_names[i], b->counts[i]);

@@ -252,7 +252,11 @@ static void run_and_die(fixture *f, const char *id, int n)
 		if (ckr_client_attach(f->seg, NULL, &c))
 			_exit(1);
 		ckr_run *r = begin(c, id, CKR_KIND_SINGLE_LOOP);
-		push_msgs(r, 0, n);
+		ckr_ticket t = push_msgs(r, 0, n);
+		/* In the store before it dies (the claim then waits only for
+		 * its lane to be drained and freed). */
+		if (ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS) != 0)
+			_exit(1);
 		char ok = 1;
 		if (write(p[1], &ok, 1) != 1)
 			_exit(1);
