@@ -248,6 +248,8 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (rc)
 		goto fail_store;
 	rc = restore_positions(f);
+	if (rc == 0)
+		rc = ckr_flusher_syncer_start(f);
 	if (rc)
 		goto fail_slot;
 	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
@@ -296,6 +298,7 @@ void ckr_flusher_close(ckr_flusher *f)
 {
 	if (!f)
 		return;
+	ckr_flusher_syncer_stop(f);
 	ckr_store_sync(f->store);
 	ckr_store_close(f->store);
 	release_slot(f);
@@ -629,14 +632,13 @@ static void publish(ckr_flusher *f, size_t n)
 	merge_stats(f);
 	publish_rejections(f);
 	ckr_seg_flusher *sf = ckr_seg_fl(&f->seg);
-	bool synced = f->opts.sync == CKR_SYNC_ALWAYS;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
 		if (fl->pending != fl->rpos) {
 			fl->rpos = fl->committed = fl->pending;
-			if (synced)
-				fl->synced = fl->committed;
-			ckr_lane_release(&fl->lane, fl->committed, fl->synced);
+			/* C6: head only; synced is the syncer's (sync=always) or
+			 * maybe_sync's (interval) to publish. */
+			ckr_lane_publish_head(&fl->lane, fl->committed);
 			/* relaxed: a statistic. */
 			atomic_fetch_add_explicit(&fl->lane.ctl->drained, fl->pending_records,
 						  memory_order_relaxed);
@@ -728,5 +730,5 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	publish(f, n);
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_RELEASE);
 	*n_events = n;
-	return 0;
+	return ckr_flusher_sync_after_commit(f);
 }

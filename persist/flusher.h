@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "ckring_store.h"
@@ -48,6 +49,8 @@ typedef struct pending_reject {
 	uint32_t reason;
 } pending_reject;
 
+typedef struct flusher_syncer flusher_syncer;
+
 /* What a batch (and, merged, the flusher) did. */
 typedef struct flusher_counts {
 	uint64_t applied[CKR_APPLY_COUNT]; /* by ckr_apply */
@@ -82,7 +85,23 @@ struct ckr_flusher {
 	flusher_counts batch;     /* the open batch, merged after its commit */
 	ckr_crash_point crash_at;
 	uint64_t crash_count;
+	flusher_syncer *syncer;   /* sync=always: group commit (flusher_sync.c) */
 };
+
+/* Group commit (flusher_sync.c), sync=always only; no-ops otherwise.
+ * start: after the positions are restored. @return 0; -ENOMEM; -errno. */
+int ckr_flusher_syncer_start(ckr_flusher *f);
+
+/* After a commit has published its heads: this commit made the previous
+ * batch durable; ask the syncer to make this one durable. @return 0, or the
+ * syncer's first fsync error (fatal). */
+int ckr_flusher_sync_after_commit(ckr_flusher *f);
+
+/* Wait until every asked batch is synced. @return 0 or the fsync error. */
+int ckr_flusher_sync_wait(ckr_flusher *f);
+
+/* Stop the syncer (finishing what was asked) and free it. */
+void ckr_flusher_syncer_stop(ckr_flusher *f);
 
 /* Say msg (printf format) through the options' log callback, if any. */
 void ckr_flusher_log(const ckr_flusher *f, ckr_log_level level, const char *fmt, ...)

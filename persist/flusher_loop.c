@@ -160,6 +160,8 @@ int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
 	int rc2 = final_drain(f);
 	if (rc2 == 0)
 		rc2 = maybe_sync(f, true);
+	if (rc2 == 0)
+		rc2 = ckr_flusher_sync_wait(f);
 	return rc ? rc : rc2;
 }
 

@@ -127,11 +127,13 @@ static int env_widen(ckr_env *e, uint64_t map_size)
 /*
  * Find or open dir's environment and take a reference. writable: the
  * caller will write (a read-only environment is refused with -EROFS);
- * nosync: the flusher's sync policy (MDB_NOSYNC applies to the whole
- * environment, so a recoverer sharing it commits claims unsynced too —
- * a claim lost with power is simply made again).
+ * sync_flags: the flusher's sync policy, MDB_NOSYNC (sync none/interval)
+ * or MDB_NOMETASYNC (sync always: group commit, persist/flusher_sync.c), 0
+ * for others. The flags apply to the whole environment, so a recoverer
+ * sharing it commits its claims that way too — a claim lost with power is
+ * simply made again.
  */
-static int env_get(const char *dir, bool writable, bool nosync,
+static int env_get(const char *dir, bool writable, unsigned sync_flags,
 		   uint64_t map_size, ckr_env **out)
 {
 	struct stat st;
@@ -155,8 +157,8 @@ static int env_get(const char *dir, bool writable, bool nosync,
 	} else if (map_size) {
 		rc = env_widen(e, map_size);
 	}
-	if (rc == 0 && nosync)
-		rc = ckr_st_err(mdb_env_set_flags(e->env, MDB_NOSYNC, 1));
+	if (rc == 0 && sync_flags)
+		rc = ckr_st_err(mdb_env_set_flags(e->env, sync_flags, 1));
 	if (rc == 0) {
 		e->refs++;
 		*out = e;
@@ -327,7 +329,7 @@ int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 		return -EINVAL;
 	if (opts)
 		o = *opts;
-	rc = env_get(dir, true, o.sync != CKR_SYNC_ALWAYS,
+	rc = env_get(dir, true, o.sync == CKR_SYNC_ALWAYS ? MDB_NOMETASYNC : MDB_NOSYNC,
 		     o.map_size ? o.map_size : DEFAULT_MAP_SIZE, &e);
 	if (rc)
 		return rc;
@@ -360,7 +362,7 @@ int ckr_store_open(const char *dir, const ckr_store_opts *opts, ckr_store **out)
 		o = *opts;
 	rc = check_data_file(dir ? dir : "");
 	if (rc == 0)
-		rc = env_get(dir, !o.read_only, false,
+		rc = env_get(dir, !o.read_only, 0,
 			     o.map_size ? o.map_size : (o.read_only ? 0 : DEFAULT_MAP_SIZE),
 			     &e);
 	if (rc)

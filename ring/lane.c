@@ -584,6 +584,20 @@ void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos)
 	atomic_store_explicit(&l->ctl->head, pos, memory_order_release);
 }
 
+void ckr_lane_publish_head(ckr_lane *l, uint64_t pos)
+{
+	/* C6 release: pairs with the producers' acquire of head (P3) and the
+	 * waiters' acquire (client/wait.c). */
+	atomic_store_explicit(&l->ctl->head, pos, memory_order_release);
+}
+
+void ckr_lane_publish_synced(ckr_lane *l, uint64_t pos)
+{
+	/* release: pairs with the waiter's acquire of synced (client/wait.c);
+	 * it publishes no ring data, only a durability fact. */
+	atomic_store_explicit(&l->ctl->synced, pos, memory_order_release);
+}
+
 size_t ckr_lane_copy(const ckr_lane *l, uint64_t pos, uint64_t end, void *buf,
 		     size_t cap)
 {

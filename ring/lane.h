@@ -263,6 +263,14 @@ CKR_SHARED int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
  */
 CKR_SHARED void ckr_lane_release(ckr_lane *l, uint64_t pos, uint64_t synced_pos);
 
+/* C6 alone: head = pos (release), synced untouched. Flusher only, after its
+ * commit. Can't fail. */
+CKR_SHARED void ckr_lane_publish_head(ckr_lane *l, uint64_t pos);
+
+/* Publish that everything below pos is fsync'd (the group-commit syncer of
+ * the flusher, which owns the word while it runs). Can't fail. */
+CKR_SHARED void ckr_lane_publish_synced(ckr_lane *l, uint64_t pos);
+
 /* Copy the raw bytes [pos, end) of the lane (wrapping at the lane end), at
  * most cap of them, to buf; for quarantining what C4 skipped. Only when no
  * writer exists. @return the bytes copied. */
