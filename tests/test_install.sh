@@ -143,6 +143,15 @@ EOF
   # Runs left RUNNING by a process that is gone: the boot path continues them.
   "$root/bin/ckring-load" --segment "$seg" --procs 1 --threads 1 --runs 2 --events 3 \
     --size 32 --prefix boot- --finish leave >/dev/null 2>&1 || fail "ckring-load"
+  local i
+  for i in $(seq 1 300); do # bounded: 30 s, until the flusher stored them
+    "$root/bin/ckring-inspect" db "$tmp/db" --json 2>/dev/null | python3 -c '
+import json, sys
+runs = json.load(sys.stdin)["runs"]
+sys.exit(0 if sum(r["id"].startswith("boot-") and r["events"] == 4 for r in runs) == 2 else 1)' &&
+      break
+    sleep 0.1
+  done
   LD_LIBRARY_PATH="$root/lib" "$tmp/examples/boot_recovery" "$seg" "$tmp/db" \
     >"$tmp/boot.out" 2>&1 || { cat "$tmp/boot.out" >&2; fail "boot_recovery"; }
   grep -q "^2 interrupted runs$" "$tmp/boot.out" || fail "boot: $(cat "$tmp/boot.out")"
