@@ -168,7 +168,8 @@ static int restore_positions(ckr_flusher *f)
 					(unsigned long long)head);
 			p = head;
 		}
-		fl->rpos = fl->committed = fl->synced = fl->tail_seen = p;
+		fl->rpos = fl->committed = fl->synced = p;
+		fl->tail_hint = 0;
 	}
 	free(pos);
 	if (rc == 0)
@@ -343,31 +344,42 @@ static bool tenure_gone(ckr_flusher *f, flusher_lane *fl, uint64_t owner,
 	return fl->owner_gone;
 }
 
+/* New work for a live owner can only begin with a record sealed where the
+ * last pass stopped: everything past an open claim waits for it. So the
+ * seal at rpos is the test — a line the producer writes anyway — and the
+ * producers' tail line is not read (a gone owner's lane is found by the
+ * liveness check of lane_has_work). */
 bool ckr_flusher_lane_moved(const flusher_lane *fl)
 {
-	uint64_t tail = ckr_lane_tail(&fl->lane);
-	if (tail != fl->tail_seen)
-		return true;
-	/* The last pass stopped at a claim that was open then: has its
-	 * producer sealed it since? (The tail does not move when it does.) */
-	return tail != fl->rpos && ckr_lane_ready(&fl->lane, fl->rpos);
+	return ckr_lane_ready(&fl->lane, fl->rpos);
 }
 
 /*
  * Is there anything to do in this lane: new records (it moved, see
  * ckr_flusher_lane_moved), or a tenure that ended (its lane is to be
- * drained and freed)? An idle flusher answers this from two loads per lane
- * and, rarely, a lock probe: a stuck lane (records behind a claim) every
- * 50 ms, an idle owned lane every second.
+ * drained and freed)? A polling flusher answers this from the seal at rpos
+ * and the owner word — lines the producers do not write on each push —
+ * and looks at the producers' tail at most every 50 ms, to tell a stuck
+ * lane (records behind an open claim: its owner is probed every 50 ms) from
+ * an idle one (probed every second).
  */
 static bool lane_has_work(ckr_flusher *f, flusher_lane *fl)
 {
 	if (ckr_flusher_lane_moved(fl))
 		return true;
-	uint64_t tail = ckr_lane_tail(&fl->lane);
 	uint64_t owner = ckr_lane_owner(&fl->lane);
-	uint64_t age = tail != fl->rpos ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS;
-	return tenure_gone(f, fl, owner, age);
+	if (owner == 0)
+		return false;
+	if (owner & CKR_OWNER_DETACHED)
+		return true;
+	if (owner == fl->owner_seen && fl->owner_gone)
+		return true;
+	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
+	if (owner == fl->owner_seen && now < fl->next_check_ns)
+		return false;
+	bool stuck = ckr_lane_tail(&fl->lane) != fl->rpos;
+	fl->next_check_ns = now + LIVENESS_EVERY_NS;
+	return tenure_gone(f, fl, owner, stuck ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS);
 }
 
 /* Does any lane other than `self` hold identity id (token and nonce)? */
@@ -517,9 +529,9 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 	fl->pending = fl->rpos;
 	fl->pending_records = 0;
 	fl->free_after = 0;
-	fl->tail_seen = ckr_lane_tail(&fl->lane);
 	while (*n < BATCH_MAX_EVENTS && *bytes < BATCH_MAX_BYTES) {
-		ckr_lane_read(&fl->lane, fl->pending, gone, f->buf, f->buf_cap, &rec);
+		ckr_lane_read_hinted(&fl->lane, fl->pending, gone, &fl->tail_hint, f->buf,
+				     f->buf_cap, &rec);
 		if (rec.status == CKR_READ_WAIT)
 			break;
 		if (rec.status == CKR_READ_EMPTY) {
@@ -643,8 +655,10 @@ static void publish(ckr_flusher *f, size_t n)
 			atomic_fetch_add_explicit(&fl->lane.ctl->drained, fl->pending_records,
 						  memory_order_relaxed);
 		}
-		if (fl->free_after)
+		if (fl->free_after) {
 			ckr_lane_repair_tail(&fl->lane, fl->rpos);
+			fl->tail_hint = 0; /* a new tenure starts from here */
+		}
 		if (fl->free_after && ckr_lane_free(&fl->lane, fl->free_after))
 			atomic_fetch_add_explicit(&ckr_seg_ctr(&f->seg)->lanes_freed, 1,
 						  memory_order_relaxed);

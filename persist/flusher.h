@@ -32,10 +32,11 @@ typedef struct flusher_lane {
 	uint64_t pending_records;
 	uint64_t committed;     /* == rpos; published as head */
 	uint64_t synced;        /* fsync'd position; published as synced */
-	uint64_t tail_seen;     /* tail at the last drain: new work test */
+	uint64_t tail_hint;     /* the last tail seen (ckr_lane_read_hinted) */
 	uint64_t free_after;    /* owner word to free after the commit */
 	uint64_t owner_seen;
 	uint64_t owner_checked_ns;
+	uint64_t next_check_ns; /* lane_has_work: no tail look before this */
 	bool owner_gone;        /* cached verdict of G for owner_seen */
 } flusher_lane;
 

@@ -509,23 +509,35 @@ static uint64_t scan_forward(const ckr_lane *l, uint64_t pos, uint64_t tail)
 	return tail;
 }
 
+/* The tail, loaded (acquire: pairs with the producers' acq_rel CAS of tail,
+ * P4) and remembered in *hint. */
+static uint64_t load_tail(const ckr_lane *l, uint64_t *hint)
+{
+	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
+	*hint = tail;
+	return tail;
+}
+
 /* C4/C5: the seal at pos is not a valid DATA or PAD seal. */
 static void read_open(const ckr_lane *l, uint64_t pos, uint64_t w,
-		      bool writers_gone, ckr_lane_record *rec)
+		      bool writers_gone, uint64_t *hint, ckr_lane_record *rec)
 {
-	/* acquire: pairs with the producers' acq_rel CAS of tail (P4); a tail
-	 * we see covers claims whose seals we may then look for. */
-	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
 	rec->next = pos;
+	if (!writers_gone) {
+		/* A live owner: stop here whatever the tail says (an open
+		 * claim is never touched), so do not load it: the consumer
+		 * polling a caught-up lane reads no producer-written line but
+		 * the seal. EMPTY or WAIT by the last tail seen. */
+		rec->status = pos < *hint && *hint - pos <= l->capacity ? CKR_READ_WAIT
+									: CKR_READ_EMPTY;
+		return;
+	}
+	uint64_t tail = load_tail(l, hint);
 	if (tail == pos || tail - pos > l->capacity || (tail & 7)) {
 		/* Empty; or a tail that is not ahead of us by a lap or less, or
 		 * unaligned, which only a scribbled tail can be: nothing to
 		 * read (the flusher repairs the tail when it frees the lane). */
 		rec->status = CKR_READ_EMPTY;
-		return;
-	}
-	if (!writers_gone) {
-		rec->status = CKR_READ_WAIT; /* a live claim: never touch it */
 		return;
 	}
 	rec->status = CKR_READ_ABANDONED;
@@ -536,18 +548,36 @@ static void read_open(const ckr_lane *l, uint64_t pos, uint64_t w,
 		rec->next = scan_forward(l, pos, tail);
 }
 
+static bool tail_covers(const ckr_lane *l, uint64_t tail, uint64_t pos, uint64_t w)
+{
+	return (tail & 7) == 0 && tail - pos <= l->capacity && pos + seal_len(w) <= tail;
+}
+
 /* A sealed record must lie below the tail: its producer moved the tail past
  * it (P4) before sealing (P8), so after acquiring the seal we see that tail
- * or a later one. A "record" that does not is forged. */
-static bool below_tail(const ckr_lane *l, uint64_t pos, uint64_t w)
+ * or a later one. A "record" that does not is forged. The tail only grows
+ * while the lane has a writer, so a value seen before (*hint) that covers
+ * the record proves it as well; only when it does not is the producers'
+ * line loaded again — once per catch-up, not once per record. */
+static bool below_tail(const ckr_lane *l, uint64_t pos, uint64_t w, uint64_t *hint)
 {
-	/* acquire: pairs with the producers' acq_rel CAS of tail (P4). */
-	uint64_t tail = atomic_load_explicit(&l->ctl->tail, memory_order_acquire);
-	return (tail & 7) == 0 && tail - pos <= l->capacity && pos + seal_len(w) <= tail;
+	if (tail_covers(l, *hint, pos, w))
+		return true;
+	return tail_covers(l, load_tail(l, hint), pos, w);
 }
 
 int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 		  void *buf, size_t cap, ckr_lane_record *rec)
+{
+	uint64_t hint = 0; /* no hint: the tail is loaded when needed */
+	if (!writers_gone)
+		load_tail(l, &hint); /* keeps EMPTY and WAIT exact for one read */
+	return ckr_lane_read_hinted(l, pos, writers_gone, &hint, buf, cap, rec);
+}
+
+int ckr_lane_read_hinted(const ckr_lane *l, uint64_t pos, bool writers_gone,
+			 uint64_t *tail_hint, void *buf, size_t cap,
+			 ckr_lane_record *rec)
 {
 	memset(rec, 0, sizeof *rec);
 	if (pos & 7) { /* only a damaged cursor can be unaligned */
@@ -560,7 +590,7 @@ int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 		/* C2 acquire: pairs with the producer's release of the seal
 		 * (P5/P8): the record's bytes are visible once we see it. */
 		uint64_t w = atomic_load_explicit(seal_at(l, pos), memory_order_acquire);
-		bool valid = seal_valid(l, w, pos) && below_tail(l, pos, w);
+		bool valid = seal_valid(l, w, pos) && below_tail(l, pos, w, tail_hint);
 		if (valid && seal_state(w) == CKR_SEAL_PAD) {
 			pos += seal_len(w);
 			continue;
@@ -569,7 +599,7 @@ int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 			read_data(l, pos, w, buf, rec);
 			return 0;
 		}
-		read_open(l, pos, w, writers_gone, rec);
+		read_open(l, pos, w, writers_gone, tail_hint, rec);
 		return 0;
 	}
 }

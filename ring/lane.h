@@ -253,8 +253,20 @@ typedef struct ckr_lane_record {
  * @return 0 with *rec filled. This function has no failure: bad bytes are
  *         reported as CKR_READ_CORRUPT.
  */
-CKR_SHARED int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
+int ckr_lane_read(const ckr_lane *l, uint64_t pos, bool writers_gone,
 		  void *buf, size_t cap, ckr_lane_record *rec);
+
+/*
+ * ckr_lane_read() for a consumer that keeps reading the same lane: *tail_hint
+ * is the last tail it saw (0 at first; reset it to 0 when the lane is freed
+ * or its tail repaired). The producers' tail line is then loaded only when
+ * a record lies beyond the hint, or to judge an open claim of a gone
+ * owner; for a live owner an open claim or the end is reported as WAIT or
+ * EMPTY by the hint (both mean "stop"). Same guarantees otherwise.
+ */
+CKR_SHARED int ckr_lane_read_hinted(const ckr_lane *l, uint64_t pos, bool writers_gone,
+				    uint64_t *tail_hint, void *buf, size_t cap,
+				    ckr_lane_record *rec);
 
 /*
  * C6: publish that everything below pos is persisted (head = pos, release),
