@@ -659,9 +659,16 @@ static void publish(ckr_flusher *f, size_t n)
 			ckr_lane_repair_tail(&fl->lane, fl->rpos);
 			fl->tail_hint = 0; /* a new tenure starts from here */
 		}
-		if (fl->free_after && ckr_lane_free(&fl->lane, fl->free_after))
+		if (fl->free_after && ckr_lane_free(&fl->lane, fl->free_after)) {
 			atomic_fetch_add_explicit(&ckr_seg_ctr(&f->seg)->lanes_freed, 1,
 						  memory_order_relaxed);
+			/* The tenure ended: forget its cached verdict. The next
+			 * tenure may carry the same owner word (an exec'd process
+			 * keeps its pid and start time, so its token) and must be
+			 * probed afresh, not taken for gone. */
+			fl->owner_seen = 0;
+			fl->owner_gone = false;
+		}
 		fl->free_after = 0;
 	}
 	atomic_fetch_add_explicit(&sf->records, n, memory_order_relaxed);
