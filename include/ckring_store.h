@@ -129,6 +129,23 @@ CKR_API int ckr_store_begin_check(void *ctx, const void *id, size_t id_len);
 CKR_API int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
 			    ckr_claim *out);
 
+/*
+ * Claim many runs in ONE transaction (the boot path of a host with many
+ * interrupted runs: one fsync'd commit instead of one per run). Each run is
+ * claimed exactly as ckr_store_claim would, and just as atomically against
+ * racing recoverers; results[i] gets its result (0, or the refusal
+ * ckr_store_claim would return: CKR_ECLAIMED, CKR_ENOTDRAINED,
+ * CKR_EEXHAUSTED, ...) and out[i] its claim when results[i] is 0.
+ * runs: as ckr_store_list returns them (only id and id_len are read).
+ * @return the number claimed; or a negative error of the transaction
+ *         (-EINVAL, -EROFS, -EBUSY, -ENOSPC, -EIO), when nothing was
+ *         claimed at all.
+ * Chunk large lists (say 1000 runs a call): the first runs resume sooner,
+ * and one transaction stays small.
+ */
+CKR_API int ckr_store_claim_batch(ckr_store *s, const ckr_run_info *runs, size_t n,
+				  ckr_claim *out, int *results);
+
 typedef struct ckr_blob {
 	uint64_t seq;
 	uint32_t index;      /* phases: the phase index */

@@ -429,49 +429,114 @@ static int claim_writer(uint64_t *w)
 	return 0;
 }
 
+/* One claim inside txn (K1..K3). @return 0 (written, *out filled);
+ * CKR_EEXHAUSTED (written: the run failed); a refusal; or a store error
+ * (the transaction is then unusable). */
+static int claim_in(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		    size_t id_len, const ckr_identity *self, uint64_t writer,
+		    ckr_buf *rec, ckr_buf *tmp, ckr_claim *out)
+{
+	ckr_claim cl;
+	ckr_rec r;
+	memset(&cl, 0, sizeof cl);
+	int rc = ckr_st_rec_get(txn, s, id, id_len, &r, rec);
+	if (rc == 0)
+		rc = claim_check(txn, s, &r, self);
+	if (rc == 0)
+		rc = claim_write(txn, s, id, id_len, &r, self, writer, &cl, tmp);
+	if (rc == 0) {
+		fill_claim(&cl, id, id_len, &r);
+		*out = cl;
+	}
+	return rc;
+}
+
+/* A refusal of one run, as opposed to a failure of the transaction. */
+static bool is_refusal(int rc)
+{
+	return rc == -ENOENT || rc == CKR_ETERMINAL || rc == CKR_ENOTINTERRUPTED ||
+	       rc == CKR_ECLAIMED || rc == CKR_ENOTDRAINED || rc == CKR_ECORRUPT;
+}
+
+/* The claimer's identity and a first writer id. @return 0 or -errno. */
+static int claim_prepare(ckr_store *s, ckr_identity *self, uint64_t *writer)
+{
+	if (s->read_only)
+		return -EROFS;
+	if (ckr_st_batch_mine(s))
+		return -EBUSY;
+	int rc = ckr_proc_self_identity(self);
+	return rc ? rc : claim_writer(writer);
+}
+
 int ckr_store_claim(ckr_store *s, const void *id, size_t id_len,
 		    ckr_claim *out)
 {
 	ckr_buf rec = { 0 }, tmp = { 0 };
 	ckr_identity self;
 	uint64_t writer;
-	ckr_claim cl;
 	MDB_txn *txn;
-	ckr_rec r;
 	int rc;
 
 	if (!s || !id_ok(id, id_len) || !out)
 		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	rc = ckr_proc_self_identity(&self);
-	if (rc == 0)
-		rc = claim_writer(&writer);
+	rc = claim_prepare(s, &self, &writer);
 	if (rc == 0)
 		rc = ckr_st_txn_begin(s, true, &txn);
 	if (rc)
 		return rc;
-	memset(&cl, 0, sizeof cl);
-	rc = ckr_st_rec_get(txn, s, id, id_len, &r, &rec);
-	if (rc == 0)
-		rc = claim_check(txn, s, &r, &self);
-	if (rc == 0)
-		rc = claim_write(txn, s, id, id_len, &r, &self, writer, &cl, &tmp);
+	rc = claim_in(txn, s, id, id_len, &self, writer, &rec, &tmp, out);
 	if (rc == 0 || rc == CKR_EEXHAUSTED) {
 		int crc = ckr_st_txn_commit(s, txn);
 		rc = crc ? crc : rc;
 	} else {
 		ckr_st_txn_abort(s, txn);
 	}
-	if (rc == 0) {
-		fill_claim(&cl, id, id_len, &r);
-		*out = cl;
-	}
 	free(rec.p);
 	free(tmp.p);
 	return ckr_st_public_err(rc);
+}
+
+int ckr_store_claim_batch(ckr_store *s, const ckr_run_info *runs, size_t n,
+			  ckr_claim *out, int *results)
+{
+	ckr_buf rec = { 0 }, tmp = { 0 };
+	ckr_identity self;
+	uint64_t writer;
+	MDB_txn *txn;
+	size_t won = 0;
+	bool wrote = false;
+	int rc;
+
+	if (!s || (n && (!runs || !out || !results)) || n > INT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!id_ok(runs[i].id, runs[i].id_len))
+			return -EINVAL;
+	rc = claim_prepare(s, &self, &writer);
+	if (rc == 0 && n)
+		rc = ckr_st_txn_begin(s, true, &txn);
+	if (rc || n == 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		/* Distinct writer ids from one random draw (mix64 is a bijection). */
+		uint64_t w = ckr_mix64(writer + i);
+		rc = claim_in(txn, s, runs[i].id, runs[i].id_len, &self, w ? w : 1, &rec,
+			      &tmp, &out[i]);
+		results[i] = ckr_st_public_err(rc);
+		wrote = wrote || rc == 0 || rc == CKR_EEXHAUSTED;
+		won += rc == 0;
+		if (rc && rc != CKR_EEXHAUSTED && !is_refusal(rc))
+			break; /* the transaction failed: nothing is claimed */
+		rc = 0;
+	}
+	if (rc == 0 && wrote)
+		rc = ckr_st_txn_commit(s, txn);
+	else
+		ckr_st_txn_abort(s, txn);
+	free(rec.p);
+	free(tmp.p);
+	return rc ? ckr_st_public_err(rc) : (int)won;
 }
 
 /* ---- resume ---- */

@@ -1322,6 +1322,97 @@ static void test_recoverer_limit_overrides_meta(void **state)
 	assert_int_equal(c.incarnation, 3);
 }
 
+static void test_claim_batch_claims_each_as_alone(void **state)
+{
+	fx *f = *state;
+	uint64_t dead = dead_token();
+	begin_run(f->s, "b-ok1", CKR_KIND_SINGLE_LOOP, dead);
+	begin_run(f->s, "b-ok2", CKR_KIND_MULTI_PHASE, dead);
+	begin_run(f->s, "b-live", CKR_KIND_SINGLE_LOOP, self_token());
+	begin_run(f->s, "b-done", CKR_KIND_SINGLE_LOOP, dead);
+	messages(f->s, "b-ok1", 1, 1, 3);
+	ckr_event end = ev_base(CKR_EV_COMPLETE, "b-done", 1, 1);
+	assert_int_equal(apply1(f->s, &end), CKR_APPLY_STORED);
+	mark_drained(f->s, dead);
+	ckr_run_info list[5];
+	const char *ids[5] = { "b-ok1", "b-ok2", "b-live", "b-done", "b-none" };
+	for (int i = 0; i < 5; i++) {
+		memset(&list[i], 0, sizeof list[i]);
+		list[i].id_len = strlen(ids[i]);
+		memcpy(list[i].id, ids[i], list[i].id_len);
+	}
+	ckr_claim c[5];
+	int res[5];
+	close_rw(f);
+	ckr_store *s;
+	assert_int_equal(ckr_store_open(f->dir, NULL, &s), 0);
+	assert_int_equal(ckr_store_claim_batch(s, list, 5, c, res), 2);
+	assert_int_equal(res[0], 0);
+	assert_int_equal(res[1], 0);
+	assert_int_equal(res[2], CKR_ENOTINTERRUPTED);
+	assert_int_equal(res[3], CKR_ETERMINAL);
+	assert_int_equal(res[4], -ENOENT);
+	assert_int_equal(c[0].next_seq, 4);
+	assert_int_equal(c[0].incarnation, 2);
+	assert_int_equal(c[1].kind, CKR_KIND_MULTI_PHASE);
+	assert_true(c[0].writer != c[1].writer);
+	/* Claimed now: a second batch (or anyone) finds them taken. */
+	assert_int_equal(ckr_store_claim_batch(s, list, 2, c, res), 0);
+	assert_int_equal(res[0], CKR_ENOTINTERRUPTED);
+	assert_int_equal(ckr_store_claim_batch(s, list, 0, c, res), 0);
+	ckr_store_close(s);
+	reopen_rw(f, NULL);
+}
+
+static int job_claim_batch(ckr_store *s, const char *prefix)
+{
+	ckr_run_info list[20];
+	ckr_claim c[20];
+	int res[20];
+	for (int i = 0; i < 20; i++) {
+		memset(&list[i], 0, sizeof list[i]);
+		list[i].id_len = (size_t)snprintf((char *)list[i].id, CKR_RUN_ID_MAX, "%s%02d",
+						  prefix, i);
+	}
+	int won = ckr_store_claim_batch(s, list, 20, c, res);
+	for (int i = 0; i < 20; i++)
+		if (res[i] != 0 && res[i] != CKR_ECLAIMED)
+			return -1000 - i;
+	return won; /* how many this process won */
+}
+
+/* Two processes claim the same 20 runs in one batch each, at once: every
+ * run is won by exactly one of them. */
+static void test_claim_batch_race_has_one_winner_per_run(void **state)
+{
+	fx *f = *state;
+	uint64_t dead = dead_token();
+	for (int i = 0; i < 20; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "race%02d", i);
+		begin_run(f->s, id, CKR_KIND_SINGLE_LOOP, dead);
+	}
+	mark_drained(f->s, dead);
+	close_rw(f);
+	child a = child_start(f->dir, NULL, "race", job_claim_batch, NULL, 0);
+	child b = child_start(f->dir, NULL, "race", job_claim_batch, &a, 1);
+	child_go(&a);
+	child_go(&b);
+	int wa = child_result(&a), wb = child_result(&b);
+	assert_true(wa >= 0 && wb >= 0);
+	assert_int_equal(wa + wb, 20);
+	child_finish(&a);
+	child_finish(&b);
+	reopen_rw(f, NULL);
+	for (int i = 0; i < 20; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "race%02d", i);
+		ckr_run_info in = get(f->s, id);
+		assert_int_equal(in.incarnation, 2);
+		assert_int_equal(in.attempts, 1);
+	}
+}
+
 static void test_claim_race_has_one_winner(void **state)
 {
 	fx *f = *state;
@@ -1631,6 +1722,8 @@ int main(void)
 		T(test_claim_past_max_attempts_fails_the_run),
 		T(test_recoverer_limit_overrides_meta),
 		T(test_claim_race_has_one_winner),
+		T(test_claim_batch_claims_each_as_alone),
+		T(test_claim_batch_race_has_one_winner_per_run),
 		T(test_resume_stops_at_a_gap),
 		T(test_resume_multi_phase_in_order),
 		T(test_resume_multi_phase_stops_at_a_gap),
