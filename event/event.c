@@ -212,6 +212,21 @@ size_t ckr_event_encode(const ckr_event *ev, void *buf, size_t cap)
 	return size;
 }
 
+void ckr_event_prefix_init(ckr_event_prefix *p, uint32_t incarnation, uint64_t writer,
+			   uint32_t slot, const uint8_t *id, size_t id_len)
+{
+	uint8_t *b = p->bytes;
+	memset(p, 0, sizeof *p);
+	b[0] = CKR_EVENT_VERSION;
+	b[1] = CKR_EV_MESSAGE;
+	b[2] = (uint8_t)id_len;
+	put_u32(b + 4, incarnation);
+	put_u64(b + 16, writer);
+	put_u32(b + 24, slot);
+	memcpy(b + CKR_EVENT_HEADER, id, id_len);
+	p->len = (uint32_t)(CKR_EVENT_HEADER + id_len);
+}
+
 /* A bounded reader over the bytes not yet decoded. */
 typedef struct reader {
 	const uint8_t *p;

@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shm/shared.h"
 #include "ckring.h"
@@ -91,6 +92,46 @@ typedef struct ckr_event {
 		} fail;
 	} u;
 } ckr_event;
+
+/*
+ * The fast path for the hot event, a transcript message: everything before
+ * its payload but the sequence number is the same for every message of one
+ * writer, so it is prepared once (ckr_event_prefix_init) and each message
+ * is a copy of that prefix, the sequence, the length and the data. The bytes
+ * are exactly ckr_event_encode's (tests/test_event.c checks it).
+ */
+typedef struct ckr_event_prefix {
+	uint8_t bytes[CKR_EVENT_HEADER + CKR_RUN_ID_MAX];
+	uint32_t len; /* CKR_EVENT_HEADER + id_len */
+} ckr_event_prefix;
+
+/* Prepare the prefix of the messages of (id, incarnation, writer, slot).
+ * id_len must be 1..CKR_RUN_ID_MAX. This function can't fail. */
+void ckr_event_prefix_init(ckr_event_prefix *p, uint32_t incarnation, uint64_t writer,
+			   uint32_t slot, const uint8_t *id, size_t id_len);
+
+/* The encoded size of a message of len bytes (len < 4 GiB). */
+static inline size_t ckr_event_message_size(const ckr_event_prefix *p, size_t len)
+{
+	return (size_t)p->len + 4 + len;
+}
+
+/* Encode message seq of len bytes into buf, which holds
+ * ckr_event_message_size(p, len) bytes. This function can't fail. */
+static inline void ckr_event_put_message(const ckr_event_prefix *p, uint64_t seq,
+					 const void *data, size_t len, uint8_t *buf)
+{
+	uint8_t seq_le[8], len_le[4];
+	for (int i = 0; i < 8; i++) /* little-endian whatever the host */
+		seq_le[i] = (uint8_t)(seq >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		len_le[i] = (uint8_t)(len >> (8 * i));
+	memcpy(buf, p->bytes, p->len);
+	memcpy(buf + 8, seq_le, 8);
+	memcpy(buf + p->len, len_le, 4);
+	if (len)
+		memcpy(buf + p->len + 4, data, len);
+}
 
 /* The encoded size of ev, or 0 when ev is not encodable (bad id length,
  * label over 255 bytes, name over 65535 bytes, a length over 4 GiB). */

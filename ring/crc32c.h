@@ -20,4 +20,20 @@ uint32_t ckr_crc32c(uint32_t crc, const void *buf, size_t len);
  * must not overlap. This function can't fail. */
 uint32_t ckr_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
 
+/* ckr_crc32c(0, &w, 8) then 4 bytes of v, in registers (the record header
+ * of every push: no call, no loop). This function can't fail. */
+#if defined(__SSE4_2__) && defined(__x86_64__)
+#include <nmmintrin.h>
+static inline uint32_t ckr_crc32c_u64_u32(uint64_t w, uint32_t v)
+{
+	uint32_t c = (uint32_t)_mm_crc32_u64(0xffffffffu, w);
+	return ~_mm_crc32_u32(c, v);
+}
+#else
+static inline uint32_t ckr_crc32c_u64_u32(uint64_t w, uint32_t v)
+{
+	return ckr_crc32c(ckr_crc32c(0, &w, 8), &v, 4);
+}
+#endif
+
 #endif /* CKR_CRC32C_H */

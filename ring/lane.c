@@ -386,7 +386,7 @@ static uint32_t crc_head(const ckr_reservation *res)
 	const ckr_lane *l = res->lane;
 	uint64_t need = align8(CKR_REC_HEADER + (uint64_t)res->len);
 	uint64_t data_seal = seal_make(l, res->pos, need, CKR_SEAL_DATA);
-	return ckr_crc32c(ckr_crc32c(0, &data_seal, 8), &res->len, 4);
+	return ckr_crc32c_u64_u32(data_seal, res->len); /* little-endian bytes */
 }
 
 uint64_t ckr_lane_commit(const ckr_reservation *res)
@@ -431,7 +431,7 @@ static const char *record_check(const ckr_lane *l, uint64_t w, const uint8_t *re
 	memcpy(&plen, rec + 12, 4);
 	if (plen > l->max_record || align8(CKR_REC_HEADER + (uint64_t)plen) != seal_len(w))
 		return "record length does not match its seal";
-	uint32_t want = ckr_crc32c(ckr_crc32c(0, &w, 8), &plen, 4);
+	uint32_t want = ckr_crc32c_u64_u32(w, plen);
 	if (ckr_crc32c(want, rec + CKR_REC_HEADER, plen) != crc)
 		return "checksum mismatch";
 	return NULL;

@@ -394,6 +394,38 @@ static void test_decode_rejects_bad_version(void **state)
 	assert_int_equal(decode_patched(CKR_EV_MESSAGE, 28, 1), CKR_ECORRUPT);
 }
 
+/* The message fast path writes exactly what the general encoder writes. */
+static void test_message_fast_path_matches_encode(void **state)
+{
+	(void)state;
+	static uint8_t data[300];
+	const char *ids[] = { "a", "run-42", "0123456789012345678901234567890123456789"
+					     "012345678901234567890123" };
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	for (size_t k = 0; k < 3; k++) {
+		size_t id_len = strlen(ids[k]);
+		ckr_event_prefix p;
+		ckr_event_prefix_init(&p, 7, 0xfeedbeefcafe1234u, 513,
+				      (const uint8_t *)ids[k], id_len);
+		for (size_t len = 0; len < sizeof data; len += 37) {
+			ckr_event ev = { .type = CKR_EV_MESSAGE, .incarnation = 7,
+					 .seq = 0x0102030405060708u + len,
+					 .writer = 0xfeedbeefcafe1234u, .slot = 513,
+					 .id = (const uint8_t *)ids[k], .id_len = id_len };
+			ev.u.message.data = data;
+			ev.u.message.len = len;
+			uint8_t a[512], b[512];
+			size_t n = ckr_event_encode(&ev, a, sizeof a);
+			assert_int_equal(ckr_event_message_size(&p, len), n);
+			memset(b, 0xee, sizeof b);
+			ckr_event_put_message(&p, ev.seq, data, len, b);
+			assert_memory_equal(a, b, n);
+			assert_int_equal(b[n], 0xee); /* nothing past its end */
+		}
+	}
+}
+
 /* A version-1 row (what a schema-1 store kept): 16-byte header, no writer. */
 static void test_decode_reads_version_1(void **state)
 {
@@ -613,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects_trailing_bytes),
 		cmocka_unit_test(test_decode_rejects_bad_version),
 		cmocka_unit_test(test_decode_reads_version_1),
+		cmocka_unit_test(test_message_fast_path_matches_encode),
 		cmocka_unit_test(test_decode_rejects_bad_type),
 		cmocka_unit_test(test_decode_rejects_bad_kind),
 		cmocka_unit_test(test_decode_rejects_id_len_0_and_65),
