@@ -2,7 +2,9 @@
  * ckring_store.h — the store side of ckring (libckring-store): the LMDB
  * store of runs and their events, the recovery API a host uses at boot
  * (list interrupted runs, claim one, load its resume state), and the flusher
- * engine that drains a segment into the store (the body of ckring-flusher).
+ * engine that drains a segment into the store (the body of ckring-flusher);
+ * and the raw consumer, a reader of the lanes without a store (for
+ * benchmarks and custom consumers).
  *
  * CAVEATS
  * - One store, one segment: a store records the segment it serves (name and
@@ -279,6 +281,116 @@ CKR_API void ckr_flusher_stats_get(const ckr_flusher *f, ckr_flusher_stats *out)
 
 /* Release the flusher slot and close. NULL is allowed. */
 CKR_API void ckr_flusher_close(ckr_flusher *f);
+
+/* ------------------------------------------------------------------ */
+/* The raw consumer (for benchmarks and custom consumers)              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A reader of a segment's lanes with no store behind it, for benchmarks and
+ * custom consumers.
+ *
+ * CAVEATS of the consumer
+ * - No store, not exactly-once. A consumer hands each record's payload to
+ *   its caller and frees the ring space when the caller releases it; nothing
+ *   is persisted. A record read but not yet released is read again by the
+ *   next consumer or flusher of the segment; a released record is gone.
+ * - One consumer per segment, in place of the flusher: ckr_consumer_open()
+ *   takes the segment's flusher slot (its kernel lock), so a flusher cannot
+ *   start while a consumer is open (it gets -EBUSY) and a consumer cannot
+ *   open beside a live flusher. Do not alternate a consumer and a flusher
+ *   that has a store on one segment: the flusher resumes at the positions
+ *   its store persisted, which a consumer never updates.
+ * - ckr_wait(): a release moves the lanes' heads, so a producer waiting for
+ *   CKR_LEVEL_COMMITTED sees its event as committed once a consumer has
+ *   released it, although nothing stored it. CKR_LEVEL_SYNCED is never
+ *   reached through a consumer. Waiters are not woken: they notice within
+ *   their 100 ms re-check.
+ * - fork(): a consumer belongs to the process that opened it; a forked
+ *   child must not use it.
+ * - The segment is untrusted: every record is validated exactly as the
+ *   flusher validates it (seal, lap, bounds, length, CRC32C) from a private
+ *   copy before any byte of it reaches the caller.
+ *
+ * SYNCHRONIZATION
+ * | call                        | may run with                              |
+ * |-----------------------------|-------------------------------------------|
+ * | ckr_consumer_read / release | producers (any process, any thread)       |
+ * | one ckr_consumer            | one thread at a time (no internal lock)   |
+ * | ckr_consumer_open           | anything; two openers: one gets -EBUSY    |
+ */
+
+typedef struct ckr_consumer ckr_consumer;
+
+/*
+ * Open a consumer of segment NAME: attach it read-write, take its flusher
+ * slot (from nobody, or from a dead flusher or consumer) and start every
+ * lane at its head.
+ * @param[in]  name  segment name
+ * @param[out] out   the consumer
+ * @return 0; -EBUSY a live flusher or consumer serves the segment; -EINVAL
+ *         bad name or NULL; -ENOENT no such segment; CKR_ENOTSEG;
+ *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -ENOMEM; -errno of the attach.
+ * Any thread or process; two openers race safely (one gets -EBUSY).
+ */
+CKR_API int ckr_consumer_open(const char *name, ckr_consumer **out);
+
+/*
+ * Release the flusher slot and free the consumer. Unreleased records stay
+ * in the ring. NULL is allowed. This function can't fail.
+ */
+CKR_API void ckr_consumer_close(ckr_consumer *c);
+
+/* The number of lanes of the consumer's segment. This function can't fail. */
+CKR_API uint32_t ckr_consumer_lanes(const ckr_consumer *c);
+
+/*
+ * The largest payload a record of this segment can have (a buffer of this
+ * size always suffices), and the buffer size from which ckr_consumer_read()
+ * validates in the caller's buffer instead of copying twice (a little more:
+ * room for the record header). These functions can't fail.
+ */
+CKR_API size_t ckr_consumer_max_payload(const ckr_consumer *c);
+CKR_API size_t ckr_consumer_buf_size(const ckr_consumer *c);
+
+/*
+ * Read the next record of lane `lane`: copy it out of shared memory,
+ * validate the copy (seal, lap, bounds, length, CRC32C) and hand its
+ * payload over in buf[0 .. *len). The lane position moves past the record;
+ * the space is freed only by ckr_consumer_release(). An abandoned claim of
+ * a dead or detached producer (a push that never returned) is skipped
+ * without a return, as the flusher skips it.
+ * @param[in]  lane  0 .. ckr_consumer_lanes() - 1
+ * @param[out] buf   cap bytes; with cap >= ckr_consumer_buf_size() the
+ *                   record is validated in place (one copy), else it goes
+ *                   through the consumer's own buffer (two copies)
+ * @param[out] len   the payload's bytes (with -EMSGSIZE: the bytes needed)
+ * @return 0 a record; -ENODATA nothing to read now (the lane is empty, or
+ *         its next record is still being written by a live producer: call
+ *         again later); CKR_ECORRUPT a sealed record failed validation: it
+ *         is skipped (the position moved past it), counted in the segment,
+ *         and nothing was copied (*len = 0); -EMSGSIZE the payload is larger
+ *         than cap: nothing consumed, *len = its size; -EINVAL NULL or a
+ *         lane out of range.
+ * Lock-free; no system call, except a probe of the lane owner's kernel lock
+ * (one F_OFD_GETLK) at most every 50 ms while a lane is stuck behind an open
+ * claim and every second while it is empty.
+ */
+CKR_API int ckr_consumer_read(ckr_consumer *c, uint32_t lane, void *buf, size_t cap,
+			      size_t *len);
+
+/*
+ * Release lane `lane` up to what was read: publish the position as the
+ * lane's head (release), so producers may reuse the space. A drained lane
+ * whose owner has left or died is returned to use, as the flusher does.
+ * @return 0; -EINVAL NULL or a lane out of range.
+ * Lock-free, no system call.
+ */
+CKR_API int ckr_consumer_release(ckr_consumer *c, uint32_t lane);
+
+/* Bytes of lane `lane` read but not yet released (to batch releases).
+ * This function can't fail (0 for a lane out of range). */
+CKR_API uint64_t ckr_consumer_unreleased(const ckr_consumer *c, uint32_t lane);
 
 #ifdef __cplusplus
 }
