@@ -48,6 +48,12 @@ TOOL_SRC  := $(wildcard tools/*.c demo/*.c)
 TOOLS     := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
 # Tools that need only the producer library (no LMDB linked).
 PROD_TOOLS := $(BUILD)/bin/ckring-load
+# The benchmark harness (bench/): modules of ckring-bench, and the push probe.
+# Compiled against the public headers only (-Iinclude, no -I.).
+BENCH_SRC := $(filter-out bench/push_probe.c,$(wildcard bench/*.c))
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+BENCH_TOOLS := $(BUILD)/bench/ckring-push-probe
+TOOLS     += $(BUILD)/bin/ckring-bench
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
@@ -58,17 +64,17 @@ TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 TSAN_TESTS ?= test_ring_stress test_client_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
-               python3 spin clang libclang-rt-14-dev
+               python3 spin clang libclang-rt-14-dev libsqlite3-dev
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:
 
-.PHONY: all lib tools tests test check asan tsan deps demo model bench install \
+.PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
         torture fuzz faults \
         uninstall clean help
 
-## all: build the libraries and the tools
-all: lib tools
+## all: build the libraries, the tools and the benchmark probes
+all: lib tools bench-tools
 
 ## help: list the targets
 help:
@@ -120,11 +126,16 @@ $(BUILD)/hooks/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) -DCKR_TEST_HOOKS $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%.o: CPPFLAGS += -DCKR_TEST_HOOKS
-# The harness still reaches into the library (until it moves to bench/).
-$(BUILD)/tools/ckring-bench.o: TOOL_CPPFLAGS = $(CPPFLAGS) -DCKR_BENCH_FLUSHER
 
 # The libraries' objects: only what the headers mark CKR_API is exported.
 $(LIB_OBJ): CFLAGS += -fvisibility=hidden
+
+# bench/ sees the public headers only: a bench file that includes an internal
+# header does not compile.
+$(BUILD)/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -D_GNU_SOURCE -Iinclude $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -170,7 +181,22 @@ $(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
 	$(call say,LINK,$@ [hooks])
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
 
-tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS)
+$(BUILD)/bin/ckring-bench: $(BENCH_OBJ) $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BENCH_OBJ) $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
+	  $(LDFLAGS) $(LDLIBS) -lsqlite3 -lm
+
+## bench-tools: build the push probe (build/bench/ckring-push-probe)
+bench-tools: $(BENCH_TOOLS)
+
+$(BUILD)/bench/ckring-push-probe: $(BUILD)/bench/push_probe.o $(BUILD)/bench/clock.o \
+  $(BUILD)/bench/hist.o $(BUILD)/bench/sys.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
+
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
@@ -207,9 +233,9 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(BUILD)/bin/ckring-demo
 
-## bench: run the latency benchmark harness (BENCHMARKS.md)
+## bench: build and run the benchmark harness, ckring-bench (BENCHMARKS.md)
 bench: deps
-	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)$(MAKE) --no-print-directory tools bench-tools
 	$(Q)$(BUILD)/bin/ckring-bench
 
 DURATION     ?= 600
@@ -243,4 +269,5 @@ clean:
 	$(Q)rm -rf build build-asan build-tsan
 
 -include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) \
+  $(BENCH_OBJ:.o=.d) $(BUILD)/bench/push_probe.d $(BUILD)/tests/crc32c_check.d \
   $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)

@@ -1,40 +1,74 @@
 /*
- * push_probe.c — the push path in isolation: per-op latency of
- * ckr_lane_push() against the floor op (fetch-add + memcpy + release
- * store), one thread, no consumer (the thread releases the lane itself when
- * it is full), timed with the harness's instrument (tools/bench_util.h).
- * Prints the trimmed mean and the p50 per op, best of 7 rounds, so that load
- * from other jobs on a shared machine cancels out.
+ * push_probe.c — the push path in isolation: per-op latency of what an
+ * executor calls, ckr_run_message(), against the floor op (fetch-add +
+ * memcpy + release store), one thread, no consumer process: when the lane
+ * is full the thread itself reads it back with the raw consumer
+ * (ckring_store.h) and releases it, outside the timed region. Timed with the
+ * harness's instrument (clock.h). Prints the trimmed mean and the p50 per
+ * op, best of 7 rounds, so that load from other jobs on a shared machine
+ * cancels out. Built by make as build/bench/ckring-push-probe.
  *
- *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -I. -msse4.2 bench/push_probe.c
- *       shm/[a-z]*.c ring/[a-z]*.c -o /tmp/push_probe -lrt
- *   /tmp/push_probe 128
+ *   build/bench/ckring-push-probe [SIZE]      (default 128)
  *
- * To see the push without its CRC, link a ring/crc32c.c replacement whose
- * ckr_crc32c() returns crc and whose ckr_crc32c_copy() only memcpy()s.
+ * Public API only; an op includes the event encoding (a 128 B message is a
+ * 160 B event, a 176 B record in the lane).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ring/lane.h"
-#include "shm/proc.h"
-#include "tools/bench_util.h"
+#include "ckring.h"
+#include "ckring_store.h"
+#include "clock.h"
+#include "hist.h"
+#include "sys.h"
 
 #define CAP (UINT64_C(1) << 20)
 #define ROUNDS 7
 
-static _Alignas(64) _Atomic uint64_t floor_tail;
-static bench_hist hist, scratch;
+typedef struct probe {
+	_Alignas(BENCH_BLOCK) _Atomic uint64_t floor_tail;
+	uint8_t *ring;
+	ckr_run *run;
+	ckr_consumer *co;
+	uint8_t *buf;
+	size_t cap;
+} probe;
 
-static void floor_op(uint8_t *ring, const void *p, uint32_t size)
+static void floor_op(probe *p, const void *src, uint32_t size)
 {
 	uint64_t need = (8 + (uint64_t)size + 7) & ~UINT64_C(7);
-	uint64_t pos = atomic_fetch_add_explicit(&floor_tail, need, memory_order_relaxed);
-	uint8_t *r = ring + (pos & (CAP - 1));
-	memcpy(r + 8, p, size);
+	uint64_t pos = atomic_fetch_add_explicit(&p->floor_tail, need, memory_order_relaxed);
+	uint8_t *r = p->ring + (pos & (CAP - 1));
+	memcpy(r + 8, src, size);
 	atomic_store_explicit((_Atomic uint64_t *)(void *)r, pos + need, memory_order_release);
+}
+
+/* The lane is full: read it all back and release it. */
+static void drain(probe *p)
+{
+	size_t len;
+	while (ckr_consumer_read(p->co, 0, p->buf, p->cap, &len) == 0)
+		;
+	ckr_consumer_release(p->co, 0);
+}
+
+static int setup(probe *p, const char *name)
+{
+	ckr_segment_opts o = { .lanes = 1, .size = 8192 + CAP, .group = (gid_t)-1 };
+	ckr_client *c;
+	ckr_run_spec s = { .id = "probe", .id_len = 5, .kind = CKR_KIND_SINGLE_LOOP };
+	if (ckr_segment_create(name, &o) || ckr_client_attach(name, NULL, &c) ||
+	    ckr_consumer_open(name, &p->co)) {
+		ckr_segment_unlink(name);
+		return -1;
+	}
+	ckr_segment_unlink(name);
+	p->cap = ckr_consumer_buf_size(p->co);
+	p->buf = malloc(p->cap);
+	p->ring = bench_shm_map(name, CAP + 70000);
+	return p->buf && p->ring && ckr_run_begin(c, &s, &p->run, NULL) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -43,39 +77,34 @@ int main(int argc, char **argv)
 	long n = 2000000 / (size / 128 + 1);
 	char name[64];
 	bench_clock clk;
-	ckr_segment seg;
-	ckr_lane lane;
-	uint64_t tok, end;
-	uint32_t idx;
-	if (size < 8 || size > 65536)
+	static bench_hist hist, scratch;
+	probe *p = bench_block_alloc(sizeof(probe));
+	if (size < 8 || size > 65536 || !p) {
+		fprintf(stderr, "usage: ckring-push-probe [SIZE 8..65536]\n");
 		return 2;
+	}
 	bench_clock_calibrate(&clk, 50, &scratch);
 	snprintf(name, sizeof name, "push-probe-%d", (int)getpid());
-	ckr_segment_opts o = { .lanes = 4, .size = 8192 + 4 * CAP, .group = (gid_t)-1 };
-	if (ckr_segment_create(name, &o) || ckr_segment_attach(name, false, &seg))
+	uint8_t *src = calloc(1, size);
+	if (!src || setup(p, name)) {
+		fprintf(stderr, "ckring-push-probe: set-up failed\n");
 		return 1;
-	ckr_segment_unlink(name);
-	if (ckr_proc_self_token(&tok) || ckr_lane_acquire(&seg, tok, 0, &idx))
-		return 1;
-	ckr_lane_view(&seg, idx, &lane);
-	uint8_t *ring = bench_shm_map(name, CAP + 70000), *p = calloc(1, size);
-	if (!ring || !p)
-		return 1;
+	}
 	for (int which = 0; which < 2; which++) {
 		double best_mean = 1e30, best_p50 = 1e30;
 		for (int round = 0; round < ROUNDS; round++) {
 			bh_reset(&hist);
 			for (long i = 0; i < n; i++) {
-				memcpy(p, &i, 8);
+				memcpy(src, &i, 8);
 				uint64_t t0 = bench_t0();
 				int rc = 0;
 				if (which == 0)
-					floor_op(ring, p, size);
+					floor_op(p, src, size);
 				else
-					rc = ckr_lane_push(&lane, p, size, &end);
+					rc = ckr_run_message(p->run, src, size, NULL);
 				uint64_t t1 = bench_t1();
 				if (rc) { /* full: consume everything, retry */
-					ckr_lane_release(&lane, ckr_lane_tail(&lane), 0);
+					drain(p);
 					i--;
 					continue;
 				}

@@ -10,8 +10,11 @@
  * 2. Speed: latency (each call's result feeds the next call; thread CPU
  *    time, best of 9) of the new code and of the previous serial chain.
  *
- *   gcc -std=c11 -O2 -D_GNU_SOURCE -I. -msse4.2 bench/crc32c_check.c \
- *       ring/crc32c.c -o /tmp/crc32c_check && /tmp/crc32c_check
+ * A check of an internal module (ring/crc32c.h), so it lives with the tests,
+ * not in bench/ (which sees the public headers only). Built by `make tests`
+ * as build/tests/crc32c_check and run by tests/test_crc32c.sh:
+ *
+ *   make tests && build/tests/crc32c_check
  * Exit 0 when every check passed, 1 otherwise.
  */
 #include <nmmintrin.h>
