@@ -23,6 +23,7 @@ typedef struct fixture {
 	ckr_client *cl;
 	ckr_run *run;
 	ckr_consumer *co;
+	uint32_t lane; /* the client's lane (from its begin ticket) */
 	uint8_t buf[1 << 17];
 } fixture;
 
@@ -34,9 +35,11 @@ static int setup(void **state)
 			       .group = (gid_t)-1 };
 	f->name = tu_segname("cons");
 	ckr_run_spec s = { .id = "run-c", .id_len = 5, .kind = CKR_KIND_SINGLE_LOOP };
+	ckr_ticket t;
 	if (ckr_segment_create(f->name, &o) || ckr_client_attach(f->name, NULL, &f->cl) ||
-	    ckr_run_begin(f->cl, &s, &f->run, NULL))
+	    ckr_run_begin(f->cl, &s, &f->run, &t))
 		return -1;
+	f->lane = t.lane;
 	*state = f;
 	return 0;
 }
@@ -52,11 +55,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Read the next record of lane 0 and decode it as an event. */
+/* Read the next record of the client's lane and decode it as an event. */
 static void read_event(fixture *f, ckr_event *ev)
 {
 	size_t len = 0;
-	assert_int_equal(ckr_consumer_read(f->co, 0, f->buf, sizeof f->buf, &len), 0);
+	assert_int_equal(ckr_consumer_read(f->co, f->lane, f->buf, sizeof f->buf, &len), 0);
 	assert_int_equal(ckr_event_decode(f->buf, len, ev), 0);
 }
 
@@ -88,11 +91,11 @@ static void test_small_buffer_is_emsgsize_and_consumes_nothing(void **state)
 	uint8_t small[8];
 	size_t len = 0, len2 = 0;
 	assert_int_equal(ckr_consumer_open(f->name, &f->co), 0);
-	assert_int_equal(ckr_consumer_read(f->co, 0, small, sizeof small, &len), -EMSGSIZE);
+	assert_int_equal(ckr_consumer_read(f->co, f->lane, small, sizeof small, &len), -EMSGSIZE);
 	assert_true(len > sizeof small);
 	/* A buffer of exactly the payload's size works (two copies). */
 	uint8_t *exact = malloc(len);
-	assert_int_equal(ckr_consumer_read(f->co, 0, exact, len, &len2), 0);
+	assert_int_equal(ckr_consumer_read(f->co, f->lane, exact, len, &len2), 0);
 	assert_int_equal(len2, len);
 	ckr_event ev;
 	assert_int_equal(ckr_event_decode(exact, len, &ev), 0);
@@ -112,13 +115,14 @@ static void test_release_frees_room(void **state)
 	assert_true(n > 10);
 	assert_int_equal(ckr_consumer_open(f->name, &f->co), 0);
 	for (size_t i = 0; i < n + 1; i++) /* the begin and the messages */
-		assert_int_equal(ckr_consumer_read(f->co, 0, f->buf, sizeof f->buf, &len), 0);
-	assert_int_equal(ckr_consumer_read(f->co, 0, f->buf, sizeof f->buf, &len), -ENODATA);
-	assert_true(ckr_consumer_unreleased(f->co, 0) > 0);
+		assert_int_equal(ckr_consumer_read(f->co, f->lane, f->buf, sizeof f->buf, &len), 0);
+	assert_int_equal(ckr_consumer_read(f->co, f->lane, f->buf, sizeof f->buf, &len),
+			 -ENODATA);
+	assert_true(ckr_consumer_unreleased(f->co, f->lane) > 0);
 	/* Read is not release: the producer still finds the lane full. */
 	assert_int_equal(ckr_run_message(f->run, msg, sizeof msg, NULL), -EAGAIN);
-	assert_int_equal(ckr_consumer_release(f->co, 0), 0);
-	assert_int_equal(ckr_consumer_unreleased(f->co, 0), 0);
+	assert_int_equal(ckr_consumer_release(f->co, f->lane), 0);
+	assert_int_equal(ckr_consumer_unreleased(f->co, f->lane), 0);
 	assert_int_equal(ckr_run_message(f->run, msg, sizeof msg, NULL), 0);
 }
 
@@ -138,13 +142,13 @@ static void test_busy_beside_a_flusher(void **state)
 	tu_rmrf(db);
 }
 
-/* Flip a byte of the payload of the record that starts at lane 0's pos. */
-static void scribble_payload(const char *name, uint64_t pos)
+/* Flip a byte of the payload of the record that starts at pos in lane. */
+static void scribble_payload(const char *name, uint32_t lane, uint64_t pos)
 {
 	ckr_segment seg;
 	ckr_lane l;
 	assert_int_equal(ckr_segment_attach(name, false, &seg), 0);
-	ckr_lane_view(&seg, 0, &l);
+	ckr_lane_view(&seg, lane, &l);
 	l.data[(pos & l.mask) + CKR_REC_HEADER + 3] ^= 0x40;
 	ckr_segment_detach(&seg);
 }
@@ -159,12 +163,12 @@ static void test_corrupt_record_reported_and_skipped(void **state)
 	assert_int_equal(ckr_run_message(f->run, "second", 6, &t2), 0);
 	assert_int_equal(ckr_consumer_open(f->name, &f->co), 0);
 	read_event(f, &ev); /* the begin */
-	uint64_t start = ckr_consumer_unreleased(f->co, 0); /* = begin's end */
-	scribble_payload(f->name, start);
-	assert_int_equal(ckr_consumer_read(f->co, 0, f->buf, sizeof f->buf, &len),
+	uint64_t start = ckr_consumer_unreleased(f->co, f->lane); /* = begin's end */
+	scribble_payload(f->name, f->lane, start);
+	assert_int_equal(ckr_consumer_read(f->co, f->lane, f->buf, sizeof f->buf, &len),
 			 CKR_ECORRUPT);
 	assert_int_equal(len, 0);
-	assert_int_equal(ckr_consumer_unreleased(f->co, 0), t1.pos);
+	assert_int_equal(ckr_consumer_unreleased(f->co, f->lane), t1.pos);
 	read_event(f, &ev); /* the record after it is intact */
 	assert_memory_equal(ev.u.message.data, "second", 6);
 }
@@ -175,12 +179,13 @@ static void test_detached_lane_is_freed_after_drain(void **state)
 	size_t len;
 	ckr_client *other;
 	assert_int_equal(ckr_consumer_open(f->name, &f->co), 0);
-	assert_int_equal(ckr_client_attach(f->name, NULL, &other), 0); /* lane 1 */
+	uint32_t lane = 1 - f->lane;
+	assert_int_equal(ckr_client_attach(f->name, NULL, &other), 0); /* the other lane */
 	ckr_client_detach(other);
 	/* Both lanes are held (one live, one detached): no lane is free. */
 	assert_int_equal(ckr_client_attach(f->name, NULL, &other), -EUSERS);
-	assert_int_equal(ckr_consumer_read(f->co, 1, f->buf, sizeof f->buf, &len), -ENODATA);
-	assert_int_equal(ckr_consumer_release(f->co, 1), 0);
+	assert_int_equal(ckr_consumer_read(f->co, lane, f->buf, sizeof f->buf, &len), -ENODATA);
+	assert_int_equal(ckr_consumer_release(f->co, lane), 0);
 	assert_int_equal(ckr_client_attach(f->name, NULL, &other), 0);
 	ckr_client_detach(other);
 }
