@@ -13,6 +13,7 @@
  * Public API only; an op includes the event encoding (a 128 B message is a
  * 160 B event, a 176 B record in the lane).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,9 @@ static int setup(probe *p, const char *name)
 {
 	ckr_segment_opts o = { .lanes = 1, .size = 8192 + CAP, .group = (gid_t)-1 };
 	ckr_client *c;
+	ckr_client_opts co = { .max_run_bytes = UINT64_MAX / 4 }; /* GBs into one run */
 	ckr_run_spec s = { .id = "probe", .id_len = 5, .kind = CKR_KIND_SINGLE_LOOP };
-	if (ckr_segment_create(name, &o) || ckr_client_attach(name, NULL, &c) ||
+	if (ckr_segment_create(name, &o) || ckr_client_attach(name, &co, &c) ||
 	    ckr_consumer_open(name, &p->co)) {
 		ckr_segment_unlink(name);
 		return -1;
@@ -103,10 +105,14 @@ int main(int argc, char **argv)
 				else
 					rc = ckr_run_message(p->run, src, size, NULL);
 				uint64_t t1 = bench_t1();
-				if (rc) { /* full: consume everything, retry */
+				if (rc == -EAGAIN) { /* full: consume everything, retry */
 					drain(p);
 					i--;
 					continue;
+				}
+				if (rc) {
+					fprintf(stderr, "ckring-push-probe: %s\n", ckr_strerror(rc));
+					return 1;
 				}
 				bh_record(&hist, t1 - t0);
 			}
