@@ -57,7 +57,7 @@ static void drain(probe *p)
 
 static int setup(probe *p, const char *name)
 {
-	ckr_segment_opts o = { .lanes = 1, .size = 8192 + CAP, .group = (gid_t)-1 };
+	ckr_segment_opts o = { .lanes = 1, .size = (UINT64_C(1) << 20) + CAP, .group = (gid_t)-1 };
 	ckr_client *c;
 	ckr_client_opts co = { .max_run_bytes = UINT64_MAX / 4 }; /* GBs into one run */
 	ckr_run_spec s = { .id = "probe", .id_len = 5, .kind = CKR_KIND_SINGLE_LOOP };

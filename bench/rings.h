@@ -89,6 +89,11 @@ extern const ring_ops bench_ckring_ops;
 extern const ring_ops bench_mutex_ops;
 extern const ring_ops bench_pipe_ops;
 
+/* Create ckring segment NAME of `lanes` lanes of exactly `capacity` bytes
+ * (checked). @return 0; -EINVAL the layout gives another capacity; the
+ * errors of ckr_segment_create / ckr_observer_open. */
+int bench_ck_segment_create(const char *name, uint32_t lanes, uint64_t capacity);
+
 static inline uint64_t bench_align8(uint64_t v)
 {
 	return (v + 7) & ~UINT64_C(7);

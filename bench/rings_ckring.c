@@ -24,13 +24,33 @@
 
 #define CK_LANES 4
 
+/* The segment's header pages: room enough for any layout (the capacity is
+ * checked after the create, through the observer). */
+#define CK_HEADER_ROOM (UINT64_C(1) << 20)
+
+int bench_ck_segment_create(const char *name, uint32_t lanes, uint64_t capacity)
+{
+	/* Lane capacity is the largest power of two that fits the size. */
+	ckr_segment_opts o = { .lanes = lanes, .size = CK_HEADER_ROOM + lanes * capacity,
+			       .group = (gid_t)-1 };
+	ckr_observer *ob;
+	ckr_segment_info info;
+	int rc = ckr_segment_create(name, &o);
+	if (rc == 0)
+		rc = ckr_observer_open(name, &ob);
+	if (rc == 0) {
+		ckr_observer_snapshot(ob, &info, NULL, 0);
+		ckr_observer_close(ob);
+		rc = info.lane_capacity == capacity && info.lane_count == lanes ? 0 : -EINVAL;
+	}
+	if (rc && rc != -EEXIST)
+		ckr_segment_unlink(name);
+	return rc;
+}
+
 static int ck_create(bench_ring *r)
 {
-	/* Two header pages (segment header, lane table), then the lanes:
-	 * the lane capacity is the largest power of two that fits. */
-	ckr_segment_opts o = { .lanes = CK_LANES, .size = 8192 + CK_LANES * r->capacity,
-			       .group = (gid_t)-1 };
-	return ckr_segment_create(r->name, &o);
+	return bench_ck_segment_create(r->name, CK_LANES, r->capacity);
 }
 
 static void ck_attached(bench_ring *r)

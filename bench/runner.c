@@ -362,7 +362,9 @@ static int start_producers(bench *b, const run_cfg *cfg, bench_ring *ring, run_s
 			   run_env *e)
 {
 	int nprod = cfg->threads * cfg->procs;
-	uint64_t need = bench_align8(16 + (uint64_t)cfg->size);
+	/* Ring bytes per record, at most: a 16-byte header and, for ckring,
+	 * the event encoding around the payload (under 96 bytes). */
+	uint64_t need = bench_align8(16 + 96 + (uint64_t)cfg->size);
 	uint64_t burst = ring->capacity / 2 / (need * (uint64_t)nprod);
 	for (int i = 0; i < nprod; i++)
 		e->args[i] = (prod_arg){ .b = b, .cfg = cfg, .sh = sh, .ring = ring, .idx = i,

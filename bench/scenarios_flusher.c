@@ -30,7 +30,7 @@ static void fl_seg_opts(ckr_segment_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->lanes = 2;
-	o->size = 8192 + 2 * FL_LANE_CAP;
+	o->size = (UINT64_C(1) << 20) + 2 * FL_LANE_CAP; /* header pages + lanes */
 	o->group = (gid_t)-1;
 }
 
