@@ -1,8 +1,8 @@
 /*
  * consumer.c — the raw consumer of include/ckring_store.h: the flusher's
  * read side (ring/PROTOCOL.md C1..C7, R1) without a store. It takes the
- * flusher slot, reads and validates records with ckr_lane_read() exactly as
- * the flusher does, and moves a lane's head when the caller releases it.
+ * flusher slot, reads and validates records with ckr_lane_read_hinted()
+ * exactly as the flusher does, and moves a lane's head when the caller releases it.
  *
  * Per lane it keeps the read position `pos` and the published head
  * `released` (pos >= released; tail - released <= capacity, enforced by the
@@ -38,6 +38,7 @@ typedef struct consumer_lane {
 	uint64_t released;    /* head we published */
 	uint64_t records;     /* records read since the last release */
 	uint64_t free_after;  /* drained with its tenure gone: free at release */
+	uint64_t tail_hint;   /* the last tail seen (ckr_lane_read_hinted) */
 	/* G, cached: the verdict on the tenure of owner word owner_seen,
 	 * taken before the reads that use it (C0); "gone" is final for that
 	 * word, which cannot change until we free the lane. */
@@ -189,7 +190,7 @@ int ckr_consumer_read(ckr_consumer *c, uint32_t lane, void *buf, size_t cap, siz
 	size_t dcap = direct ? cap : c->buf_size;
 	for (;;) {
 		ckr_lane_record rec;
-		ckr_lane_read(&cl->lane, cl->pos, gone, dst, dcap, &rec);
+		ckr_lane_read_hinted(&cl->lane, cl->pos, gone, &cl->tail_hint, dst, dcap, &rec);
 		switch (rec.status) {
 		case CKR_READ_RECORD:
 			return take_record(c, cl, &rec, buf, cap, direct, len);
@@ -236,13 +237,10 @@ int ckr_consumer_release(ckr_consumer *c, uint32_t lane)
 		return -EINVAL;
 	consumer_lane *cl = &c->lanes[lane];
 	if (cl->pos != cl->released) {
-		/* relaxed: synced is the flusher's gauge; we keep whatever it
-		 * published (a consumer fsyncs nothing). */
-		uint64_t synced = atomic_load_explicit(&cl->lane.ctl->synced,
-						       memory_order_relaxed);
-		/* C6: ckr_lane_release stores head with release, pairing
-		 * with the producers' acquire of head (P3). */
-		ckr_lane_release(&cl->lane, cl->pos, synced);
+		/* C6: head only (release, pairing with the producers' acquire
+		 * of head, P3); synced is never ours to publish (a consumer
+		 * fsyncs nothing). */
+		ckr_lane_publish_head(&cl->lane, cl->pos);
 		/* relaxed: a statistic. */
 		atomic_fetch_add_explicit(&cl->lane.ctl->drained, cl->records,
 					  memory_order_relaxed);
@@ -252,6 +250,7 @@ int ckr_consumer_release(ckr_consumer *c, uint32_t lane)
 	if (cl->free_after) {
 		/* C7: the lane was drained with no writer left. */
 		ckr_lane_repair_tail(&cl->lane, cl->pos);
+		cl->tail_hint = 0; /* a new tenure starts from here */
 		if (ckr_lane_free(&cl->lane, cl->free_after))
 			/* relaxed: a counter for the inspector. */
 			atomic_fetch_add_explicit(&ckr_seg_ctr(&c->seg)->lanes_freed, 1,
