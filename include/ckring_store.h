@@ -381,8 +381,9 @@ CKR_API int ckr_consumer_read(ckr_consumer *c, uint32_t lane, void *buf, size_t 
 
 /*
  * Release lane `lane` up to what was read: publish the position as the
- * lane's head (release), so producers may reuse the space. A drained lane
- * whose owner has left or died is returned to use, as the flusher does.
+ * lane's head (release), so producers may reuse the space. A lane whose
+ * owner has left or died is returned to use, as the flusher does, once a
+ * read taken after the owner was seen gone found it drained.
  * @return 0; -EINVAL NULL or a lane out of range.
  * Lock-free, no system call.
  */
