@@ -398,7 +398,7 @@ static void test_several_lanes_spread_runs(void **state)
 	ckr_run *r[6];
 	uint32_t lanes_seen = 0;
 	for (int i = 0; i < 6; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof id, "ml-%d", i);
 		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
 		ckr_ticket t0, t1;
