@@ -44,8 +44,11 @@ PROD_LIBS  := -lpthread -lrt
 STORE_LIBS := -llmdb -lpthread -lrt
 # Tools see the public headers only: the compiler enforces the line.
 TOOL_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Itools
-TOOL_SRC  := $(wildcard tools/*.c demo/*.c)
-TOOLS     := $(patsubst %.c,$(BUILD)/bin/%,$(notdir $(TOOL_SRC)))
+# Explicit lists (static pattern rules): an object left in build/ by a
+# source that moved can never be linked in its place.
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
+DEMO_BINS := $(patsubst demo/%.c,$(BUILD)/bin/%,$(wildcard demo/*.c))
+TOOLS     := $(TOOL_BINS) $(DEMO_BINS)
 # Tools that need only the producer library (no LMDB linked).
 PROD_TOOLS := $(BUILD)/bin/ckring-load
 # The benchmark harness (bench/): modules of ckring-bench, and the push probe.
@@ -161,13 +164,14 @@ $(PROD_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(PROD_LIBS) $(XLDLIBS)
 
-$(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+$(filter-out $(PROD_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
+  $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
 	  $(LDFLAGS) $(LDLIBS) -lm
 
-$(BUILD)/bin/%: $(BUILD)/demo/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+$(DEMO_BINS): $(BUILD)/bin/%: $(BUILD)/demo/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
@@ -176,7 +180,7 @@ $(BUILD)/bin/%: $(BUILD)/demo/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.
 # The tools linked against the hooks build (crash points for the tests).
 HOOK_TOOLS := $(BUILD)/hooks/bin/ckring-flusher
 
-$(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
+$(HOOK_TOOLS): $(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@ [hooks])
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
@@ -268,6 +272,6 @@ uninstall:
 clean:
 	$(Q)rm -rf build build-asan build-tsan
 
--include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) \
+-include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
   $(BENCH_OBJ:.o=.d) $(BUILD)/bench/push_probe.d $(BUILD)/tests/crc32c_check.d \
   $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)
