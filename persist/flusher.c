@@ -66,7 +66,8 @@ static int open_segment(ckr_flusher *f)
 }
 
 /* R1: take the flusher slot: its kernel lock (a dead flusher's lock is gone
- * with it), then the informational owner word. */
+ * with it). The informational owner word follows once it serves
+ * (publish_slot). */
 static int claim_slot(ckr_flusher *f)
 {
 	int rc = ckr_proc_self_token(&f->token);
@@ -75,12 +76,18 @@ static int claim_slot(ckr_flusher *f)
 	rc = ckr_seg_lock(&f->seg, CKR_LOCK_FLUSHER);
 	if (rc == -EAGAIN)
 		return -EBUSY;
-	if (rc)
-		return rc;
-	/* release: pairs with the acquire of readers of the word (inspector);
+	return rc;
+}
+
+/* The owner word, stored once the positions are restored and published
+ * (head, an honest synced): whoever sees this flusher in the segment also
+ * sees what it published at its start. */
+static void publish_slot(ckr_flusher *f)
+{
+	/* release: orders the restart's ckr_lane_release stores before it,
+	 * pairing with the acquire of readers of the word (inspector, tests);
 	 * the lock, not the word, is what excludes a second flusher. */
 	atomic_store_explicit(&ckr_seg_fl(&f->seg)->owner, f->token, memory_order_release);
-	return 0;
 }
 
 static void release_slot(ckr_flusher *f)
@@ -241,8 +248,10 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		*o->failed_part = "store";
 	if (rc)
 		goto fail_store;
-	/* The slot is claimed once the store is ready, so a process that sees
-	 * a flusher in the segment also finds its store set up. */
+	/* The slot is claimed once the store is ready, and shown (the owner
+	 * word) once the positions are restored, so a process that sees a
+	 * flusher in the segment also finds its store set up and its start's
+	 * head and synced published. */
 	rc = claim_slot(f);
 	if (rc && o->failed_part)
 		*o->failed_part = "flusher slot";
@@ -255,6 +264,7 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		goto fail_slot;
 	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
 	ckr_flusher_heartbeat(f);
+	publish_slot(f);
 	*out = f;
 	return 0;
 fail_slot:
