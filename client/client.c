@@ -33,6 +33,7 @@
 
 #include "event/event.h"
 #include "ring/lane.h"
+#include "ring/wake.h"
 #include "shm/proc.h"
 #include "shm/segment.h"
 
@@ -185,6 +186,8 @@ static int lanes_acquire(ckr_client *c)
 	if (rc) /* nothing was pushed: the lanes are free again at once */
 		while (got-- > 0)
 			ckr_lane_unacquire(&c->seg, &c->lanes[got].lane, c->id.token);
+	else /* a flusher asleep without owners polls again (ring/wake.h) */
+		ckr_wake_flusher(ckr_seg_fl(&c->seg));
 	return rc;
 }
 

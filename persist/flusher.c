@@ -201,10 +201,15 @@ static int copy_opts(ckr_flusher *f, const ckr_flusher_opts *o)
 	f->opts.db_dir = f->db_dir;
 	if (!f->opts.idle_max_us)
 		f->opts.idle_max_us = 1000;
+	f->housekeep_ns = UINT64_C(1000000000);
 #ifdef CKR_TEST_HOOKS
 	const char *crash = getenv("CKR_FLUSHER_CRASH");
 	if (crash && *crash)
 		ckr_flusher_crash_parse(f, crash);
+	/* A test that must tell a wake-up from the tick makes the tick long. */
+	const char *tick = getenv("CKR_FLUSHER_TICK_MS");
+	if (tick && *tick)
+		f->housekeep_ns = strtoull(tick, NULL, 10) * 1000000;
 #endif
 	return 0;
 }

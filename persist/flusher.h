@@ -76,6 +76,7 @@ struct ckr_flusher {
 	size_t buf_cap;
 	uint64_t last_sync_ns;
 	uint64_t last_housekeep_ns;
+	uint64_t housekeep_ns;      /* the housekeeping tick (1 s) */
 	uint64_t housekeeps;
 	uint32_t backoff_ms;
 	bool replay;              /* the last batch did not commit: redo it */

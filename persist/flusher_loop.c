@@ -38,9 +38,50 @@ static bool new_work(void *ctx)
 	return false;
 }
 
+/* Is any lane owned? Without an owner nothing can be pushed: the next
+ * event needs an attach first, and an attach wakes us (ckr_wake_flusher
+ * after its owner word is stored), so the sleep need not end at the idle
+ * bound. */
+static bool any_owner(const ckr_flusher *f)
+{
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		if (ckr_lane_owner(&f->lanes[i].lane) != 0)
+			return true;
+	return false;
+}
+
+static bool unsynced(const ckr_flusher *f)
+{
+	for (uint32_t i = 0; i < f->seg.lane_count; i++)
+		if (f->lanes[i].synced != f->lanes[i].committed)
+			return true;
+	return false;
+}
+
+/* The long sleep's re-check (S3): new records, or a lane acquired. */
+static bool new_work_or_owner(void *ctx)
+{
+	return new_work(ctx) || any_owner(ctx);
+}
+
+/* Sleep at most sleep_ns, or, with no lane owned and nothing left to sync
+ * at an interval, until an attach or a waiter wakes us, or housekeeping is
+ * due (its 1 s tick). The owner loads of the re-check follow the store of
+ * asleep (ckr_wake_sleep, S2); an attacher stores its owner word before it
+ * bumps wake_seq (ckr_wake_flusher, W4): either we see the owner or it
+ * sees us asleep, or its bump ends our futex wait at once. */
 static void idle_sleep(ckr_flusher *f, uint64_t sleep_ns)
 {
-	ckr_wake_sleep(ckr_seg_fl(&f->seg), new_work, f, sleep_ns);
+	bool interval_due = f->opts.sync == CKR_SYNC_INTERVAL && unsynced(f);
+	if (interval_due || any_owner(f)) {
+		ckr_wake_sleep(ckr_seg_fl(&f->seg), new_work, f, sleep_ns, CKR_ASLEEP_BOUND);
+		return;
+	}
+	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
+	uint64_t tick = f->last_housekeep_ns + f->housekeep_ns;
+	uint64_t long_ns = tick > now ? tick - now : 0;
+	ckr_wake_sleep(ckr_seg_fl(&f->seg), new_work_or_owner, f,
+		       long_ns > sleep_ns ? long_ns : sleep_ns, CKR_ASLEEP_UNOWNED);
 }
 
 /* sync=interval: fsync when the interval passed and something is unsynced;
@@ -72,12 +113,12 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	return 0;
 }
 
-/* Every second: owners lost without a lane; every tenth: stale readers and
- * pruning. */
+/* Every tick (1 s): owners lost without a lane; every tenth: stale readers
+ * and pruning. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (now - f->last_housekeep_ns < UINT64_C(1000000000))
+	if (now - f->last_housekeep_ns < f->housekeep_ns)
 		return;
 	f->last_housekeep_ns = now;
 	int rc = ckr_flusher_end_lost_owners(f);

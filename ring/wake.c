@@ -22,12 +22,12 @@
 #include "shm/futex.h"
 
 void ckr_wake_sleep(ckr_seg_flusher *fl, bool (*has_work)(void *ctx), void *ctx,
-		    uint64_t timeout_ns)
+		    uint64_t timeout_ns, uint32_t how)
 {
 	/* S1, S2 seq_cst: the store of asleep is ordered before the re-check's
 	 * loads, pairing with W4's seq_cst bump and load of asleep. */
 	uint32_t seen = atomic_load(&fl->wake_seq);
-	atomic_store(&fl->asleep, 1);
+	atomic_store(&fl->asleep, how);
 	if (!has_work(ctx)) /* S3 */
 		ckr_futex_wait(&fl->wake_seq, seen, (int64_t)timeout_ns);
 	atomic_store(&fl->asleep, 0); /* S5, seq_cst */
@@ -57,13 +57,20 @@ uint32_t ckr_wake_wait_seen(ckr_seg_flusher *fl)
 	return atomic_load(&fl->commit_seq); /* W2, seq_cst: see P1 */
 }
 
-void ckr_wake_wait_sleep(ckr_seg_flusher *fl, uint32_t seen, int64_t timeout_ns)
+void ckr_wake_flusher(ckr_seg_flusher *fl)
 {
 	/* W4 seq_cst: pairs with S2's store of asleep before S3's re-check:
 	 * either the flusher sees our bump (its futex wait returns at once)
-	 * or we see it asleep and wake it. */
+	 * or we see it asleep and wake it. What we did before (an owner word,
+	 * a seal) is sequenced before the bump, so a flusher whose S1 read
+	 * the bump sees it at S3. */
 	atomic_fetch_add(&fl->wake_seq, 1);
 	if (atomic_load(&fl->asleep))
 		ckr_futex_wake(&fl->wake_seq, 1);
+}
+
+void ckr_wake_wait_sleep(ckr_seg_flusher *fl, uint32_t seen, int64_t timeout_ns)
+{
+	ckr_wake_flusher(fl); /* W4 */
 	ckr_futex_wait(&fl->commit_seq, seen, timeout_ns); /* W5 */
 }

@@ -22,6 +22,7 @@
  * |-------------------------|------------------------|----------------------|
  * | ckr_wake_sleep          | the flusher (1 thread) | every waiter call    |
  * | ckr_wake_published      | the flusher            | every waiter call    |
+ * | ckr_wake_flusher        | any thread, any process| everything           |
  * | ckr_wake_wait_*         | any thread, any process| each other, flusher  |
  */
 #ifndef CKR_WAKE_H
@@ -36,18 +37,36 @@
 /* ---- the flusher's half ---- */
 
 /*
- * Sleep at most timeout_ns unless there is work: read wake_seq, set asleep,
+ * Sleep at most timeout_ns unless there is work: read wake_seq, set asleep
+ * (to how),
  * re-check with has_work(ctx) (the re-check is what makes a wake-up from a
  * waiter that came before the sleep impossible to lose), futex-wait on
  * wake_seq, clear asleep. This function can't fail (it may return early).
  */
 CKR_SHARED void ckr_wake_sleep(ckr_seg_flusher *fl, bool (*has_work)(void *ctx), void *ctx,
-		    uint64_t timeout_ns);
+		    uint64_t timeout_ns, uint32_t how);
+
+/* `how`, stored in asleep while it sleeps: */
+enum {
+	CKR_ASLEEP_BOUND = 1, /* at most the idle bound (lanes are owned) */
+	CKR_ASLEEP_UNOWNED = 2 /* no lane owned: until an attach or a waiter */
+};
 
 /* After new committed/synced positions are published (release stores of
  * head/synced): bump commit_seq and wake every waiter, if there is one. This
  * function can't fail. */
 CKR_SHARED void ckr_wake_published(ckr_seg_flusher *fl);
+
+/* ---- the callers that need the flusher awake ---- */
+
+/*
+ * Wake the flusher if it sleeps: bump wake_seq, and futex-wake it if asleep
+ * (W4). After a lane was acquired (its owner word stored), so that a
+ * flusher in its long sleep without owners (ckr_wake_sleep with an
+ * owners-aware re-check) serves the new owner within its idle bound; and by
+ * a waiter before it sleeps. Never on the push path. Can't fail.
+ */
+void ckr_wake_flusher(ckr_seg_flusher *fl);
 
 /* ---- the waiters' half ---- */
 

@@ -84,9 +84,10 @@ typedef struct ckr_seg_flusher {
 	_Atomic uint64_t owner;
 	/* CLOCK_MONOTONIC ns of the flusher's last loop; relaxed: a gauge. */
 	_Atomic uint64_t heartbeat_ns;
-	/* Futex word: 1 while the flusher sleeps (or is about to). */
+	/* Non-zero while the flusher sleeps (or is about to): 1 within its
+	 * idle bound, 2 with no lane owned (ring/wake.h, CKR_ASLEEP_*). */
 	_Atomic uint32_t asleep;
-	/* Futex word producers bump to wake a sleeping flusher. */
+	/* Futex word waiters and attachers bump to wake a sleeping flusher. */
 	_Atomic uint32_t wake_seq;
 	/* Futex word the flusher bumps after publishing new committed/synced
 	 * positions; ckr_wait() sleeps on it. */

@@ -26,7 +26,8 @@
  *
  * Build options (-D..., given to spin):
  *   NPROD=n K=n   producers, records per producer
- *   W_SLEPT       witness: a waiter woke a flusher blocked in its futex
+ *   W_SLEPT       witness: a waiter (with ATTACH: an attacher) woke a
+ *                 flusher blocked in its futex
  *   W_WAITED      witness: a waiter blocked and was woken by a publish
  *   SILENT        producer 0 pushes but never waits: a waiter behind its
  *                 record depends on the flusher's idle bound (must fail:
@@ -39,6 +40,16 @@
  *                          head (P2's load moved before C6 and P1)
  *   BROKEN_BUMP_FIRST      the publisher bumps commit_seq before head is
  *                          stored
+ *
+ * The sleep without owners (-DATTACH): producers attach first (owners++,
+ * then W4 as ckr_wake_flusher after lanes_acquire), then push and never
+ * wait. The flusher sleeps within its bound while a lane is owned (that
+ * sleep may time out: the model lets it) and without a bound when none is
+ * (its re-check S3 also looks for an owner). init waits for every record
+ * to be committed, so an attach whose wake-up is lost leaves init blocked
+ * and the flusher asleep: an invalid end state.
+ *   BROKEN_NO_ATTACH_WAKE  an attach stores its owner word, no W4
+ *   BROKEN_NO_OWNER_CHECK  the unbounded sleep's re-check ignores owners
  */
 #ifndef NPROD
 #define NPROD 2
@@ -54,7 +65,8 @@ byte commit_seq;   /* futex word waiters sleep on */
 bit asleep;
 byte waiters;
 
-/* the lane: claim position, seals, published head */
+/* the lane: owners, claim position, seals, published head */
+byte owners;
 byte tail;
 bit sealed[NREC];
 byte head;
@@ -81,15 +93,39 @@ inline wake_all_waiters()
 #endif
 }
 
+/* W4, ckr_wake_flusher: bump, load asleep, futex_wake(wake_seq, 1) */
+inline wake_flusher()
+{
+	wake_seq++;
+	if
+	:: asleep ->
+		atomic { if :: fl_blocked -> flusher_woken++ :: else fi;
+		         fl_blocked = 0 };
+#ifdef W_SLEPT
+		assert(flusher_woken == 0);
+#endif
+	:: else
+	fi
+}
+
 proctype producer(byte me)
 {
 	byte k = 0, pos, seen;
+#ifdef ATTACH
+	owners++;                                     /* A4: the owner word */
+#ifndef BROKEN_NO_ATTACH_WAKE
+	wake_flusher();                               /* W4 after the attach */
+#endif
+#endif
 	do
 	:: k < K ->
 		atomic { pos = tail; tail++ };        /* P4: the claim */
 		sealed[pos] = 1;                      /* P8: the seal (release) */
 #ifdef SILENT
 		if :: me == 0 -> goto next :: else fi;
+#endif
+#ifdef ATTACH
+		goto next;                            /* pushes only */
 #endif
 		if :: head > pos -> goto next :: else fi;  /* ckr_wait's first check */
 		waiters++;                            /* W1 */
@@ -102,16 +138,7 @@ proctype producer(byte me)
 		seen = commit_seq;
 #endif
 #ifndef BROKEN_NO_WAKE
-		wake_seq++;                           /* W4: bump ... */
-		if
-		:: asleep ->                          /* ... load asleep ... */
-			atomic { if :: fl_blocked -> flusher_woken++ :: else fi;
-			         fl_blocked = 0 };
-#ifdef W_SLEPT
-			assert(flusher_woken == 0);
-#endif     /* ... futex_wake(wake_seq, 1) */
-		:: else
-		fi;
+		wake_flusher();                       /* W4 */
 #endif
 		atomic {                              /* W5: futex_wait(commit_seq, seen) */
 			if :: commit_seq != seen -> skip
@@ -131,6 +158,7 @@ proctype producer(byte me)
 active proctype flusher()
 {
 	byte rpos = 0, seen;
+	bit unbounded;
 	do
 	:: rpos < NREC && sealed[rpos] ->             /* a pass that finds work */
 		atomic {                              /* C2..C4: the sealed prefix */
@@ -161,6 +189,9 @@ active proctype flusher()
 #endif
 #endif
 	:: else ->                                    /* ckr_wake_sleep */
+#ifdef ATTACH
+		unbounded = (owners == 0);            /* idle_sleep's choice */
+#endif
 #ifndef BROKEN_SEEN_LATE
 		seen = wake_seq;                      /* S1 */
 		asleep = 1;                           /* S2 */
@@ -172,13 +203,27 @@ active proctype flusher()
 		if :: rpos < NREC && sealed[rpos] -> goto awake :: else fi;
 		seen = wake_seq;
 #endif
+#ifdef ATTACH
+		/* without an owner: the unbounded sleep's re-check looks at
+		 * owners too; with one, the sleep may end at its bound */
+#ifndef BROKEN_NO_OWNER_CHECK
+		if :: owners > 0 && unbounded -> goto awake :: else fi;
+#endif
+#endif
 		atomic {                              /* S4: futex_wait(wake_seq, seen) */
 			if :: wake_seq != seen -> skip
 			   :: else -> fl_blocked = 1
 			fi
 		};
 	end_sleep:
+#ifdef ATTACH
+		if
+		:: fl_blocked == 0
+		:: !unbounded -> fl_blocked = 0       /* the idle bound */
+		fi;
+#else
 		(fl_blocked == 0);
+#endif
 	awake:
 		asleep = 0                            /* S5 */
 	od
@@ -192,5 +237,8 @@ init
 		:: i < NPROD -> run producer(i); i++
 		:: else -> break
 		od
-	}
+	};
+#ifdef ATTACH
+	(head == NREC)      /* every record committed; else: invalid end state */
+#endif
 }
