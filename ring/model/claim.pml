@@ -76,7 +76,7 @@
  *   BROKEN_W2_AFTER_HEAD              W2 writes the slots after head moves
  * Witnesses (each plants an assertion that must be reached):
  *   W_REATTACH_CLAIM W_DUP_REJECTED W_RESTART_W4 W_RECLAIM W_EXEC_CLAIM
- *   W_WAIT_REJECTED W_OTHER_LANE W_GONEMARK W_QUIET_DONE
+ *   W_WAIT_REJECTED W_OTHER_LANE W_GONEMARK W_QUIET_DONE W_EXHAUSTED
  */
 
 #ifdef PROTOCOL_AS_WRITTEN
@@ -479,6 +479,9 @@ inline claim_write(me, inc0)
 {
   if
   :: rec_att + 1 > MAXATT ->
+#ifdef W_EXHAUSTED
+     assert(false);
+#endif
      rec_state = R_FAIL; pph[me] = T_OFF /* CKR_EEXHAUSTED: no more     */
   :: else ->
      rec_inc = inc0 + 1; rec_att++;
