@@ -47,6 +47,8 @@
  *                     while it is full: -EAGAIN, the caller retries)
  *   KA KB KC KD       most messages pushed by A, B, C, D
  *   HAS_B HAS_C HAS_D A_TEN2 A_EXEC   actors and options (above)
+ *   A_UNDO            A may undo an attach that pushed nothing (A5: owner
+ *                     = 0, then unlock), at most MAXUNDO (1) times
  *   NOKILL_A NOKILL_B NOKILL_C NOKILL_D   that process is never killed
  *   MAXFK             flusher kills (each between a commit and its W2,
  *                     head and C7: the only point where a kill is not the
@@ -59,6 +61,8 @@
  * each finding's text as written is a variant that must fail:
  *   G_AS_WRITTEN      G: owner word loaded once, then the lock (F2)
  *   G_LOCK_FIRST      G: the lock, then the owner word once (F2)
+ *   G_REREAD_ONLY     G: owner word, lock, owner word again, without the
+ *                     tenure generation (F2: not enough with A5)
  *   ORDER_AS_WRITTEN  E1/E2: "no other lane / no lane holds it" scanned
  *                     before the /proc death test (F3)
  *   E1_AS_WRITTEN     no "gone" mark for an identity (F4)
@@ -77,12 +81,32 @@
  * Witnesses (each plants an assertion that must be reached):
  *   W_REATTACH_CLAIM W_DUP_REJECTED W_RESTART_W4 W_RECLAIM W_EXEC_CLAIM
  *   W_WAIT_REJECTED W_OTHER_LANE W_GONEMARK W_QUIET_DONE W_EXHAUSTED
+ *   W_ABA_CAUGHT (FINE, A_UNDO: the generation caught an owner word that
+ *   went A -> 0 -> A around the lock probe)
  */
 
 #ifdef PROTOCOL_AS_WRITTEN
 #define G_AS_WRITTEN
 #define ORDER_AS_WRITTEN
 #define E1_AS_WRITTEN
+#endif
+
+#if defined(G_AS_WRITTEN) || defined(G_LOCK_FIRST) || defined(ORDER_AS_WRITTEN)
+#ifndef FINE
+#define FINE
+#endif
+#endif
+#if defined(G_REREAD_ONLY) && !defined(FINE)
+#define FINE
+#endif
+/* the F2 fix compares the lanes' tenure generation too, where an owner
+ * word can go back to 0 other than by the flusher (A5) */
+#if defined(FINE) && defined(A_UNDO) && !defined(G_AS_WRITTEN) && \
+    !defined(G_LOCK_FIRST) && !defined(G_REREAD_ONLY)
+#define GEN_USED
+#endif
+#ifndef MAXUNDO
+#define MAXUNDO 1
 #endif
 
 #ifndef NL
@@ -154,11 +178,14 @@ byte pseq[NP];          /* the next seq                                    */
 byte pten[NP];          /* A: which tenure                                 */
 byte pinc0[NP];         /* BROKEN_CLAIM_TWO_TXNS: K1 passed, K3 pending    */
 byte ne;                /* scratch (inside one atomic step)                */
+bool ppush[NP];         /* pushed in this tenure (A5 needs none)           */
+byte pundo[NP];         /* A5 undos so far                                 */
 #define T_NONE  0       /* no lane (yet)                                   */
 #define T_ON    1       /* attached                                        */
 #define T_DET   2       /* D1 half done: owner = token|DETACHED, locked    */
 #define T_OFF   3       /* detached (lock dropped)                         */
 #define T_DEAD  4       /* killed or exec'd: takes no more actions         */
+#define T_UNDO  5       /* A5 half done: owner = 0, still locked           */
 /* its writer (run handle) */
 #define H_NONE  0
 #define H_OPEN  1
@@ -179,6 +206,22 @@ byte lrec[NL * CAP];    /* the record (event id) at position p: p % CAP    */
 byte slotw[NL];         /* the lane's writer slot: writer                  */
 byte slotrw[NL];        /*   rej_writer                                    */
 byte slotrp[NL];        /*   rej_pos                                       */
+#ifdef GEN_USED
+byte gen[NL];           /* F2 fix: tenure generation, bumped by every A3   */
+#define GEN_BUMP(L) gen[L]++
+#else
+#define GEN_BUMP(L) skip
+#endif
+#ifdef GEN_USED
+#define GEN_SAME(l) (gen[l] == wgen[l])
+#define GEN_SEEN(l) wgen[l] = gen[l]
+#define GEN_FORGET(l) wgen[l] = 0
+#else
+#define GEN_FORGET(l) skip
+#define GEN_SAME(l) true
+#define GEN_SEEN(l) skip
+#endif
+
 #define ROOM(l) (tail[l] - head[l] < CAP)
 
 /* ---------------- events (ghost: the immutable record contents) ------- */
@@ -279,6 +322,7 @@ inline drop_locks(p)
   :: else -> break
   od; i = 0;
   pph[p] = T_DEAD; phs[p] = H_NONE; pl[p] = 0; pk[p] = 0; pseq[p] = 0;
+  ppush[p] = false; pundo[p] = 0;
   pten[p] = 0; pinc0[p] = 0
 }
 
@@ -350,8 +394,8 @@ end:
 #define ATTACH(L, cond, me, sw, after) \
   :: d_step { cond && lk[L] == 0 && own[L] == 0 && FRESH_OK(L) -> \
               pl[me] = L; lk[L] = me; \
-              slotw[L] = sw; slotrw[L] = 0; slotrp[L] = 0; \
-              own[L] = me; after }
+              slotw[L] = sw; slotrw[L] = 0; slotrp[L] = 0; GEN_BUMP(L); \
+              ppush[me] = false; own[L] = me; after }
 #if NL > 2
 #define ATTACH_ANY(cond, me, sw, after) ATTACH(0, cond, me, sw, after) \
   ATTACH(1, cond, me, sw, after) ATTACH(2, cond, me, sw, after)
@@ -368,6 +412,7 @@ inline push(me, l, kind, seq)
   :: else -> skip
   fi;
   npushed[me]++;
+  ppush[me] = true;
   ne = EVBASE(me) + npushed[me];
   assert(ne <= NEV);
   ev_w[ne] = me; ev_kind[ne] = kind; ev_seq[ne] = seq;
@@ -412,6 +457,19 @@ end:
   BEGIN_STEP(PA)
   WRITE_STEPS(PA, KA)
   DETACH_STEPS(PA)
+#ifdef A_UNDO
+  /* A5: undo an attach that pushed nothing (a client of several lanes
+   * that could not get them all): owner = 0 (release), then unlock; the
+   * attach failed, and may be tried again */
+  :: d_step { pph[PA] == T_ON && !ppush[PA] && pundo[PA] < MAXUNDO ->
+              own[pl[PA]] = 0; pph[PA] = T_UNDO }
+  :: d_step { pph[PA] == T_UNDO ->
+              lk[pl[PA]] = 0; pl[PA] = 0; pundo[PA]++;
+              if
+              :: pten[PA] == 1 -> pph[PA] = T_NONE; pten[PA] = 0
+              :: else -> pph[PA] = T_OFF; pten[PA] = 1
+              fi }
+#endif
   od
 }
 
@@ -711,7 +769,14 @@ inline check_e0(x)
 #if !defined(G_AS_WRITTEN) && !defined(G_LOCK_FIRST)
 /* F2 fix: load the owner word again; a free lock counts only if the same
  * plain token was there before and after it */
-#define RELOAD if :: g[l] == G_DROP && own[l] != wobs[l] -> g[l] = G_LIVE \
+#ifdef W_ABA_CAUGHT
+#define W_ABA assert(!(g[l] == G_DROP && own[l] == wobs[l] && !GEN_SAME(l)))
+#else
+#define W_ABA skip
+#endif
+#define RELOAD W_ABA; \
+               if :: g[l] == G_DROP && (own[l] != wobs[l] || !GEN_SAME(l)) -> \
+                     g[l] = G_LIVE \
                :: else -> skip fi
 #else
 #define RELOAD skip
@@ -731,6 +796,7 @@ inline check_e0(x)
        if \
        :: !fr[l] && r[l] == store_cur[l] -> /* did nothing: dropped */ \
           vis[l] = false; wobs[l] = 0; g[l] = 0; x = 0; pd = false; \
+          GEN_FORGET(l); \
           fidle = (nvis == 0) \
        :: else -> vorder[nvis] = l; nvis++ \
        fi; \
@@ -760,11 +826,6 @@ inline check_e0(x)
  * F2 re-load answer "not gone", the same as a load before it).  FINE
  * (forced by the as-written variants, which need the steps apart; and by
  * -DFINE) keeps every load a step of its own. */
-#if defined(G_AS_WRITTEN) || defined(G_LOCK_FIRST) || defined(ORDER_AS_WRITTEN)
-#ifndef FINE
-#define FINE
-#endif
-#endif
 #define CPASS(L, n) \
   :: d_step { fph == F_TOP && !vis[L] && own[L] != 0 && tail[L] - r[L] >= n -> \
        l = L; fidle = false; vis[l] = true; wobs[l] = own[l]; \
@@ -787,7 +848,7 @@ inline check_e0(x)
 #ifndef G_LOCK_FIRST
 #define PASS(L) \
   :: d_step { fph == F_TOP && !vis[L] && own[L] != 0 -> \
-       l = L; fidle = false; vis[l] = true; wobs[l] = own[l]; \
+       l = L; fidle = false; vis[l] = true; wobs[l] = own[l]; GEN_SEEN(l); \
        if \
        :: ISDET(wobs[l]) -> g[l] = G_DET; fph = F_TAIL \
        :: else -> fph = F_LOCK \
@@ -901,7 +962,7 @@ inline publish()
        /* the next batch */
        l = 0;
        do
-       :: l < NL -> wobs[l] = 0; g[l] = 0; vorder[l] = 0;
+       :: l < NL -> wobs[l] = 0; g[l] = 0; vorder[l] = 0; GEN_FORGET(l);
                     vis[l] = false; fr[l] = false; fend[l] = false; l++
        :: else -> break
        od;
@@ -917,7 +978,7 @@ inline restart()
     do
     :: l < NL ->
        r[l] = 0; wobs[l] = 0; g[l] = 0; vorder[l] = 0;
-       vis[l] = false; fr[l] = false; fend[l] = false;
+       vis[l] = false; fr[l] = false; fend[l] = false; GEN_FORGET(l);
        l++
     :: else -> break
     od; l = 0;
@@ -958,6 +1019,9 @@ active proctype Flusher()
 {
   byte l, i, j, e, t, x, nvis, fph;
   byte r[NL], wobs[NL], g[NL], vorder[NL];
+#ifdef GEN_USED
+  byte wgen[NL];
+#endif
   bool vis[NL], fr[NL], fend[NL], pd, other;
   bool p1_never_stored_twice, p2_one_writer_per_incarnation,
        lane_identity_consistent, p1_w3_verdict_true,

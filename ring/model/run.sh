@@ -209,14 +209,15 @@ fi
 if [ "$only" != lane ]; then
 model="$here/claim.pml"
 echo "== ckring claim model: ring/model/claim.pml"
-echo "   (NL lanes of CAP records; A: KA messages, 1 or 2 tenures (A_TEN2), may exec (A_EXEC);"
+echo "   (NL lanes of CAP records; A: KA messages, 1 or 2 tenures (A_TEN2), may exec (A_EXEC),"
+echo "    may undo an attach (A_UNDO, A5);"
 echo "    B: duplicate begin; C, D: recoverers; MAXFK = flusher kills; every process SIGKILLed"
 echo "    at any step everywhere; FINE = every load of the flusher a step of its own)"
 echo "-- the run protocol (PROTOCOL.md + fixes F2-F4): must hold, exhaustively"
 # name                          expect kind      bounds
-spawn claim-tenures             pass   safety    -DHAS_C -DA_TEN2 -DA_EXEC -DKA=2 -DMAXFK=2 -DFINE
-spawn claim-tenures-2rec        pass   safety    -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DMAXFK=1 -DFINE
-spawn claim-3-lanes             pass   safety    -DNL=3 -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DMAXFK=1
+spawn claim-tenures             pass   safety    -DHAS_C -DA_TEN2 -DA_EXEC -DA_UNDO -DKA=2 -DMAXFK=2 -DFINE
+spawn claim-tenures-2rec        pass   safety    -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DA_UNDO -DMAXFK=1
+spawn claim-3-lanes             pass   safety    -DNL=3 -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DA_UNDO -DMAXFK=1
 spawn claim-dup-begin           pass   safety    -DHAS_B -DMAXFK=1 -DFINE
 spawn claim-dup-claim           pass   safety    -DHAS_B -DHAS_C -DMAXFK=0
 spawn claim-exhausted           pass   safety    -DHAS_C -DHAS_D -DMAXATT=1 -DMAXFK=1 -DFINE
@@ -238,6 +239,7 @@ spawn witness-restart-w4        'fail:w4_wrote'                   safety $dup -D
 spawn witness-reclaim           'fail:rec_inc<2'                  safety $two -DW_RECLAIM
 spawn witness-recovered-done    'fail:rec_inc>=2'                 safety $two -DW_QUIET_DONE
 spawn witness-exhausted         "fail:$planted0"                  safety $two -DMAXATT=1 -DW_EXHAUSTED
+spawn witness-aba-caught        'fail:wgen'                       safety $ten -DA_UNDO -DFINE -DW_ABA_CAUGHT
 }
 flush
 
@@ -247,6 +249,7 @@ echo "-- claim findings F2-F4 (the text as written) and broken variants: must fa
 spawn finding-F2-G-as-written   'fail:^(E0|P5)'                   safety $ten -DG_AS_WRITTEN
 spawn finding-F2-G-P3           'fail:^P3'                        safety $ten -DG_AS_WRITTEN -DNO_E0 -DNO_P5
 spawn finding-F2-G-lock-first   'fail:^(E0|P5)'                   safety $ten -DG_LOCK_FIRST
+spawn finding-F2-reread-aba     'fail:^(E0|P5)'                   safety $ten -DA_UNDO -DG_REREAD_ONLY
 spawn finding-F3-E1-order       'fail:^E0'                        safety $ten -DORDER_AS_WRITTEN
 spawn finding-F3-E2-order-P3    'fail:^P3'                        safety $two -DORDER_AS_WRITTEN -DNO_E0
 spawn finding-F4-E1-exec        'fail:^L2'                        safety $ten -DE1_AS_WRITTEN
