@@ -221,6 +221,8 @@ spawn claim-3-lanes             pass   safety    -DNL=3 -DHAS_C -DHAS_D -DA_TEN2
 spawn claim-dup-begin           pass   safety    -DHAS_B -DMAXFK=1 -DFINE
 spawn claim-dup-claim           pass   safety    -DHAS_B -DHAS_C -DMAXFK=0
 spawn claim-exhausted           pass   safety    -DHAS_C -DHAS_D -DMAXATT=1 -DMAXFK=1 -DFINE
+# the other fix of F2: re-load the owner word only, and no A5 that stores 0
+spawn claim-reread-no-a5        pass   safety    -DHAS_C -DA_TEN2 -DA_EXEC -DKA=2 -DMAXFK=1 -DG_REREAD_ONLY
 flush
 
 echo "-- claim witnesses (the pass is not vacuous): each scenario must be reachable"
