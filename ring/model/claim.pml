@@ -1,7 +1,7 @@
 /*
  * claim.pml -- Promela model of the run protocol of ckring: owners,
  * writers and claims (ring/PROTOCOL.md, "# Owners, writers and claims").
- * MAPPING.md ("The claim model") maps every step to PROTOCOL.md and to
+ * MAPPING.md ("claim.pml: the run protocol") maps every step to PROTOCOL.md and to
  * the C code, and gives the bounds, the results and the findings.
  *
  * The ring itself is abstracted: lane.pml proves that every record whose
@@ -747,10 +747,8 @@ inline check_e0(x)
 #define F_TAIL  2       /* G done: re-load (F2 fix), tail, records         */
 #define F_SCAN  3       /* E1: the scan of the other lanes                 */
 #define F_PROC  4       /* E1 as written: the /proc test after the scan    */
-#define F_PUB   5       /* committed: W2, head, C7 next                    */
 #define F_E2SCAN 6      /* E2: the scan of the lanes                       */
 #define F_E2PROC 7      /* E2 as written: /proc after the scan             */
-#define F_W2LATE 8      /* BROKEN_W2_AFTER_HEAD: W2 after head             */
 
 /* E1's decision for lane l, from the scan (other) and /proc (pd) */
 #ifdef BROKEN_DRAINED_AT_DETACH
@@ -939,7 +937,7 @@ inline publish()
        do
        :: e <= NEV ->
           if
-          :: rejrow[e] && (vorder[0] == ev_lane[e] || (nvis > 1 && vorder[1] == ev_lane[e])) ->
+          :: rejrow[e] && vis[ev_lane[e]] ->
              w2write(e)
           :: else -> skip
           fi;
