@@ -228,7 +228,7 @@ tsan: deps
 	  $(addprefix build-tsan/tests/,$(TSAN_TESTS))
 	$(Q)BUILD=build-tsan bash tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
 
-## model: verify the Promela model of the lane protocol with spin
+## model: verify the Promela models of the lane and run protocols with spin
 model: deps
 	$(Q)bash ring/model/run.sh
 

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# ring/model/run.sh -- check the Promela model of the lane protocol.
+# ring/model/run.sh -- check the Promela models of ring/PROTOCOL.md:
+# lane.pml (the lane protocol) and claim.pml (the run protocol: owners,
+# writers and claims).
 #
 #   bash ring/model/run.sh        (the lead wires it as `make model`)
 #
-# 1. verifies the model of the protocol (with the fix of finding F1, see
-#    MAPPING.md) exhaustively for the bounds below: every check must report
-#    0 errors;
+# For each model:
+# 1. verifies the model of the protocol (with the fixes of its findings,
+#    see MAPPING.md) exhaustively for the bounds below: every check must
+#    report 0 errors with a complete search;
 # 2. checks that the interesting scenarios are reachable (witnesses: a
-#    planted assert(false) must be hit), so the pass is not vacuous;
-# 3. checks that the protocol exactly as PROTOCOL.md words C4 today, and
-#    each deliberately broken variant, DOES produce a counterexample.
+#    planted assertion must be hit), so the pass is not vacuous;
+# 3. checks that the protocol exactly as PROTOCOL.md words it today where
+#    a finding says it is wrong, and each deliberately broken variant, DOES
+#    produce a counterexample, on the property named.
 # Prints one verdict line per check; exits 1 if anything is unexpected.
 # Needs spin (Debian package `spin`) and a C compiler ($MODEL_CC, default cc).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-model="$here/lane.pml"
+model="$here/lane.pml"      # the model of the checks spawned next
 CC=${MODEL_CC:-cc}
 
 command -v spin >/dev/null 2>&1 || {
@@ -40,6 +44,19 @@ start_all=$(date +%s.%N)
 # Label a pan error with the property it violates.
 label() {
   case "$1" in
+    # claim.pml (each property is asserted on a variable named after it)
+    *p1_never_stored_twice*)      echo "P1 (event stored twice)";;
+    *p1_w3_verdict_true*)         echo "P1 (a waiter is told the wrong outcome)";;
+    *p1_acked_event_decided*)     echo "P1 (acked event neither stored nor rejected)";;
+    *p2_one_writer_per_incarnation*) echo "P2 (two writers in one incarnation)";;
+    *p3_claim_fences_no_acked_event*) echo "P3 (claim fences an acked event)";;
+    *p4_one_claim_per_incarnation*) echo "P4 (two claims win)";;
+    *p5_claim_only_if_owner_gone*) echo "P5 (live owner's run claimed)";;
+    *e0_ended_image_gone*)        echo "E0 (live identity marked ended)";;
+    *e0_ended_all_drained*)       echo "E0 (identity ended with events in the ring)";;
+    *l2_gone_owner_claimable*)    echo "L2 (gone owner's run never claimable)";;
+    *lane_identity_consistent*)   echo "lane identity misattributed";;
+    # lane.pml
     *acceptance\ cycle*)          echo "L1 (consumer never gets past the lane)";;
     *"store_pos+"*)               echo "I3 (claimed slot overwritten before persisted)";;
     *"pers[batch[i]]"*)           echo "I2 (record persisted twice)";;
@@ -63,10 +80,11 @@ label() {
 check() {
   local name=$1 expect=${2%%:*} want=${2#*:} kind=$3; shift 3
   local d="$work/$name" t0 t1 secs out errs states trans depth ptime first cflags pflags
-  mkdir "$d"; cp "$model" "$d/lane.pml"
+  local m; m=$(basename "$model")
+  mkdir "$d"; cp "$model" "$d/$m"
   t0=$(date +%s.%N)
   if [ "$kind" = liveness ]; then set -- -DLIVENESS "$@"; fi
-  if ! (cd "$d" && spin "$@" -a lane.pml >spin.out 2>&1); then
+  if ! (cd "$d" && spin "$@" -a "$m" >spin.out 2>&1); then
     printf 'FAIL %-26s spin -a failed: %s\n' "$name" "$(head -2 "$d/spin.out" | tr '\n' ' ')"
     return 0
   fi
@@ -117,9 +135,10 @@ check() {
   fi
 }
 
-echo "== ckring lane model: $(spin -V | head -1); model ring/model/lane.pml"
-echo "   (CAP/MAXLEN in slots; K0,K1 = records per thread of owner A; K2 = records of"
-echo "    successor B; MAXCK = consumer kills; owner SIGKILL at any step everywhere)"
+# MODEL_ONLY=lane or MODEL_ONLY=claim checks one of the two models only.
+only=${MODEL_ONLY:-all}
+case "$only" in all|lane|claim) ;; *) echo "run.sh: MODEL_ONLY is lane or claim" >&2; exit 2;; esac
+echo "== $(spin -V | head -1)"
 
 # The checks run $MODEL_JOBS at a time (default 2); the verdicts are printed
 # in order, one group at a time.
@@ -149,6 +168,11 @@ flush() {   # wait for the group, print its verdicts
   group=()
 }
 
+planted0='assertion violated 0 \(at'
+if [ "$only" != claim ]; then
+echo "== ckring lane model: ring/model/lane.pml"
+echo "   (CAP/MAXLEN in slots; K0,K1 = records per thread of owner A; K2 = records of"
+echo "    successor B; MAXCK = consumer kills; owner SIGKILL at any step everywhere)"
 echo "-- the protocol (PROTOCOL.md + fix F1): must hold, exhaustively"
 # name                          expect kind      bounds
 spawn safety-4-records          pass   safety    -DCAP=4 -DMAXLEN=2 -DK0=2 -DK1=2 -DMAXCK=0
@@ -161,7 +185,6 @@ flush
 
 echo "-- witnesses (the pass is not vacuous): each scenario must be reachable"
 # (each must hit its own planted assertion, not some other error)
-planted0='assertion violated 0 \(at'
 spawn witness-W_FULL            "fail:$planted0"                  safety -DW_FULL
 spawn witness-W_PAD             'fail:\(vk!=3\)'                  safety -DW_PAD
 spawn witness-W_STALE           'fail:\(w>>5\)<\(r/4\)'           safety -DW_STALE
@@ -180,6 +203,69 @@ spawn broken-skip-live          'fail:^I5'                        safety   -DBRO
 spawn broken-no-lap             'fail:^(I1|I2|I4)'                safety   -DBROKEN_NO_LAP
 spawn broken-wait-dead          'fail:^L1'                        liveness -DK0=1 -DK1=1 -DBROKEN_WAIT_DEAD
 flush
+fi
+
+
+if [ "$only" != lane ]; then
+model="$here/claim.pml"
+echo "== ckring claim model: ring/model/claim.pml"
+echo "   (NL lanes of CAP records; A: KA messages, 1 or 2 tenures (A_TEN2), may exec (A_EXEC),"
+echo "    may undo an attach (A_UNDO, A5);"
+echo "    B: duplicate begin; C, D: recoverers; MAXFK = flusher kills; every process SIGKILLed"
+echo "    at any step everywhere; FINE = every load of the flusher a step of its own)"
+echo "-- the run protocol (PROTOCOL.md + fixes F2-F4): must hold, exhaustively"
+# name                          expect kind      bounds
+spawn claim-tenures             pass   safety    -DHAS_C -DA_TEN2 -DA_EXEC -DA_UNDO -DKA=2 -DMAXFK=2 -DFINE
+spawn claim-tenures-2rec        pass   safety    -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DA_UNDO -DMAXFK=1
+spawn claim-3-lanes             pass   safety    -DNL=3 -DHAS_C -DHAS_D -DA_TEN2 -DA_EXEC -DA_UNDO -DMAXFK=1
+spawn claim-dup-begin           pass   safety    -DHAS_B -DMAXFK=1 -DFINE
+spawn claim-dup-claim           pass   safety    -DHAS_B -DHAS_C -DMAXFK=0
+spawn claim-exhausted           pass   safety    -DHAS_C -DHAS_D -DMAXATT=1 -DMAXFK=1 -DFINE
+# the other fix of F2: re-load the owner word only, and no A5 that stores 0
+spawn claim-reread-no-a5        pass   safety    -DHAS_C -DA_TEN2 -DA_EXEC -DKA=2 -DMAXFK=1 -DG_REREAD_ONLY
+flush
+
+echo "-- claim witnesses (the pass is not vacuous): each scenario must be reachable"
+ten="-DHAS_C -DA_TEN2 -DA_EXEC -DMAXFK=1"
+dup="-DHAS_B -DHAS_C -DMAXFK=1"
+two="-DHAS_C -DHAS_D -DMAXFK=1"
+# shellcheck disable=SC2086  # $ten/$dup/$two are word lists
+{
+spawn witness-reattach-claim    'fail:a_reattached'               safety $ten -DW_REATTACH_CLAIM
+spawn witness-exec-claim        'fail:execd\[1\]'                 safety $ten -DW_EXEC_CLAIM
+spawn witness-other-lane        'fail:other&&'                    safety $ten -DW_OTHER_LANE
+spawn witness-gone-mark         'fail:own\[0\]'                   safety $ten -DW_GONEMARK
+spawn witness-dup-rejected      "fail:$planted0"                  safety $dup -DW_DUP_REJECTED
+spawn witness-wait-rejected     'fail:slotrw'                     safety $dup -DW_WAIT_REJECTED
+spawn witness-restart-w4        'fail:w4_wrote'                   safety $dup -DW_RESTART_W4
+spawn witness-reclaim           'fail:rec_inc<2'                  safety $two -DW_RECLAIM
+spawn witness-recovered-done    'fail:rec_inc>=2'                 safety $two -DW_QUIET_DONE
+spawn witness-exhausted         "fail:$planted0"                  safety $two -DMAXATT=1 -DW_EXHAUSTED
+spawn witness-aba-caught        'fail:wgen'                       safety $ten -DA_UNDO -DFINE -DW_ABA_CAUGHT
+}
+flush
+
+echo "-- claim findings F2-F4 (the text as written) and broken variants: must fail"
+# shellcheck disable=SC2086
+{
+spawn finding-F2-G-as-written   'fail:^(E0|P5)'                   safety $ten -DG_AS_WRITTEN
+spawn finding-F2-G-P3           'fail:^P3'                        safety $ten -DG_AS_WRITTEN -DNO_E0 -DNO_P5
+spawn finding-F2-G-lock-first   'fail:^(E0|P5)'                   safety $ten -DG_LOCK_FIRST
+spawn finding-F2-reread-aba     'fail:^(E0|P5)'                   safety $ten -DA_UNDO -DG_REREAD_ONLY
+spawn finding-F3-E1-order       'fail:^E0'                        safety $ten -DORDER_AS_WRITTEN
+spawn finding-F3-E2-order-P3    'fail:^P3'                        safety $two -DORDER_AS_WRITTEN -DNO_E0
+spawn finding-F4-E1-exec        'fail:^L2'                        safety $ten -DE1_AS_WRITTEN
+spawn finding-as-written        'fail:^(E0|P3|P5|L2)'             safety $ten -DPROTOCOL_AS_WRITTEN
+spawn broken-drained-at-detach  'fail:^P3'                        safety $ten -DBROKEN_DRAINED_AT_DETACH -DNO_E0 -DNO_P5
+spawn broken-writer-begin-only  'fail:^P2'                        safety $dup -DBROKEN_WRITER_CHECK_ON_BEGIN_ONLY
+spawn broken-claim-no-ended     'fail:^P3'                        safety $ten -DBROKEN_CLAIM_WITHOUT_ENDED -DNO_E0
+spawn broken-end-before-last    'fail:^P3'                        safety $ten -DBROKEN_END_BEFORE_LAST_LANE -DNO_E0
+spawn broken-claim-two-txns     'fail:^P4'                        safety $two -DBROKEN_CLAIM_TWO_TXNS
+spawn broken-no-w4              'fail:^P1'                        safety $dup -DBROKEN_NO_W4
+spawn broken-w2-after-head      'fail:^P1'                        safety $dup -DBROKEN_W2_AFTER_HEAD
+}
+flush
+fi
 
 elapsed=$(awk -v a="$start_all" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 if [ "$unexpected" -eq 0 ]; then
