@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ring/model/run.sh -- check the Promela models of ring/PROTOCOL.md:
-# lane.pml (the lane protocol) and claim.pml (the run protocol: owners,
-# writers and claims).
+# lane.pml (the lane protocol), claim.pml (the run protocol: owners,
+# writers and claims) and wake.pml (the wake-up protocol).
 #
 #   bash ring/model/run.sh        (the lead wires it as `make model`)
 #
@@ -135,9 +135,10 @@ check() {
   fi
 }
 
-# MODEL_ONLY=lane or MODEL_ONLY=claim checks one of the two models only.
+# MODEL_ONLY=lane, claim or wake checks one of the three models only;
+# MODEL_LONG=1 adds the wake model's larger bound (about 90 s).
 only=${MODEL_ONLY:-all}
-case "$only" in all|lane|claim) ;; *) echo "run.sh: MODEL_ONLY is lane or claim" >&2; exit 2;; esac
+case "$only" in all|lane|claim|wake) ;; *) echo "run.sh: MODEL_ONLY is lane, claim or wake" >&2; exit 2;; esac
 echo "== $(spin -V | head -1)"
 
 # The checks run $MODEL_JOBS at a time (default 2); the verdicts are printed
@@ -169,7 +170,7 @@ flush() {   # wait for the group, print its verdicts
 }
 
 planted0='assertion violated 0 \(at'
-if [ "$only" != claim ]; then
+if [ "$only" = all ] || [ "$only" = lane ]; then
 echo "== ckring lane model: ring/model/lane.pml"
 echo "   (CAP/MAXLEN in slots; K0,K1 = records per thread of owner A; K2 = records of"
 echo "    successor B; MAXCK = consumer kills; owner SIGKILL at any step everywhere)"
@@ -206,7 +207,7 @@ flush
 fi
 
 
-if [ "$only" != lane ]; then
+if [ "$only" = all ] || [ "$only" = claim ]; then
 model="$here/claim.pml"
 echo "== ckring claim model: ring/model/claim.pml"
 echo "   (NL lanes of CAP records; A: KA messages, 1 or 2 tenures (A_TEN2), may exec (A_EXEC),"
@@ -264,6 +265,36 @@ spawn broken-claim-two-txns     'fail:^P4'                        safety $two -D
 spawn broken-no-w4              'fail:^P1'                        safety $dup -DBROKEN_NO_W4
 spawn broken-w2-after-head      'fail:^P1'                        safety $dup -DBROKEN_W2_AFTER_HEAD
 }
+flush
+fi
+
+if [ "$only" = all ] || [ "$only" = wake ]; then
+model="$here/wake.pml"
+echo "== ckring wake-up model: ring/model/wake.pml"
+echo "   (NPROD producers of K records each, each waiting for every record; the"
+echo "    flusher sleeping when a pass found nothing; no timeouts: a lost wake-up"
+echo "    is a deadlock; ATTACH: producers attach, push, never wait)"
+echo "-- the wake-up protocol (PROTOCOL.md, Wake-ups): must hold, exhaustively"
+spawn wake-2x2                  pass   safety    -DNPROD=2 -DK=2
+spawn wake-attach-3x1           pass   safety    -DATTACH -DNPROD=3 -DK=1
+spawn wake-attach-2x2           pass   safety    -DATTACH -DNPROD=2 -DK=2
+if [ "${MODEL_LONG:-0}" = 1 ]; then
+spawn wake-3x1                  pass   safety    -DNPROD=3 -DK=1
+fi
+flush
+echo "-- wake-up witnesses and variants that must deadlock"
+spawn witness-flusher-woken     'fail:flusher_woken'              safety -DW_SLEPT
+spawn witness-waiter-woken      'fail:waiter_woken'               safety -DW_WAITED
+spawn witness-attach-woke       'fail:flusher_woken'              safety -DATTACH -DW_SLEPT
+spawn limit-silent-producer     'fail:^deadlock'                  safety -DSILENT
+spawn broken-no-recheck         'fail:^deadlock'                  safety -DBROKEN_NO_RECHECK
+spawn broken-seen-late          'fail:^deadlock'                  safety -DBROKEN_SEEN_LATE
+spawn broken-no-wake            'fail:^deadlock'                  safety -DBROKEN_NO_WAKE
+spawn broken-seen-after         'fail:^deadlock'                  safety -DBROKEN_SEEN_AFTER
+spawn broken-waiters-first      'fail:^deadlock'                  safety -DBROKEN_WAITERS_FIRST
+spawn broken-bump-first         'fail:^deadlock'                  safety -DBROKEN_BUMP_FIRST
+spawn broken-no-attach-wake     'fail:^deadlock'                  safety -DATTACH -DBROKEN_NO_ATTACH_WAKE
+spawn broken-no-owner-check     'fail:^deadlock'                  safety -DATTACH -DBROKEN_NO_OWNER_CHECK
 flush
 fi
 
