@@ -247,7 +247,8 @@ typedef struct ckr_flusher_opts {
  * segment's flusher slot (a kernel lock) and resume from the persisted
  * positions; SYNCED is republished only after an fsync.
  * @return 0; -EBUSY another live flusher serves the segment; CKR_ESEGMENT
- *         the store serves another segment; the errors of
+ *         the store serves another segment; CKR_ETRUNC the segment was
+ *         truncated (before, or while it was being opened); the errors of
  *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or
  *         disk is too small to set the store up). A segment this call
  *         created is removed again when it fails.
@@ -258,11 +259,39 @@ CKR_API int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
  * Drain until *stop becomes non-zero (a signal handler may set it), then
  * drain what is left, commit and return 0. Returns a negative error only for
  * what it cannot survive; a full disk or full map is retried, not returned.
+ * @return 0; CKR_ETRUNC the segment was truncated under the flusher (seen
+ *         by its size, checked every second, or — after
+ *         ckr_flusher_catch_sigbus() — by the SIGBUS of a read or write of
+ *         a page it lost): the engine stopped touching it, the batch being
+ *         filled was abandoned and every batch committed before stays in
+ *         the store; one CKR_LOG_ERROR line said so (what the events still
+ *         in the segment were is lost with it). The flusher can only be
+ *         closed then. A fatal store error (-EIO, ...).
  */
 CKR_API int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
 
-/* One drain pass: at most one batch. *n_events gets the records consumed. */
+/* One drain pass: at most one batch. *n_events gets the records consumed.
+ * @return 0; CKR_ETRUNC as ckr_flusher_run(); a store error. */
 CKR_API int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);
+
+/*
+ * Opt in, for the whole process, to surviving a segment truncated under the
+ * flusher (by any process with write access, or by tmpfs running out of
+ * pages). Without it, touching a page the segment lost kills the process
+ * with SIGBUS — before or after noticing its size, whichever comes first.
+ * With it, ckr_flusher_open/run/drain_once/close return CKR_ETRUNC instead.
+ * Installs a SIGBUS handler (sigaction, SA_SIGINFO | SA_NODEFER); the
+ * library installs none unless this is called. The handler acts only on a
+ * fault inside a segment mapping while the engine touches it, on the thread
+ * that does; every other SIGBUS goes to the disposition in place before the
+ * call (that handler, or the default: death). Call it once, before the
+ * flusher is opened, in a program that installs no SIGBUS handler of its
+ * own afterwards (one installed before is chained to).
+ * Producers (pushes, ckr_wait) are not guarded: a push into a truncated
+ * segment still raises SIGBUS.
+ * @return 0; -errno of sigaction. Thread-safe; later calls return 0.
+ */
+CKR_API int ckr_flusher_catch_sigbus(void);
 
 /* What the engine did since it was opened (its committed batches). */
 typedef struct ckr_flusher_stats {

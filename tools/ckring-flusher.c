@@ -177,6 +177,20 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 	return 0;
 }
 
+/* What to do about an open failure, when the error alone does not say
+ * (into buf, "" when nothing). */
+static const char *open_hint(int rc, const char *part, const char *segment,
+			     char *buf, size_t n)
+{
+	buf[0] = '\0';
+	if (strcmp(part, "segment") == 0 && rc == CKR_ETRUNC)
+		snprintf(buf, n, "; remove it (rm /dev/shm/%s) and start again with "
+			 "--create (its runs then become claimable)", segment);
+	else if (strcmp(part, "segment") == 0 && rc == -ENOSPC)
+		snprintf(buf, n, " (/dev/shm is full or smaller than --size)");
+	return buf;
+}
+
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -193,6 +207,13 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	install_signals();
+	/* A segment truncated under us must not kill us (SIGBUS): the engine
+	 * stops, says so in one line, keeps what it committed; we exit 1. */
+	rc = ckr_flusher_catch_sigbus();
+	if (rc) {
+		fprintf(stderr, "ckring-flusher: SIGBUS handler: %s\n", ckr_strerror(rc));
+		return 1;
+	}
 	ckr_flusher *f;
 	const char *part = "flusher";
 	log_state ls = { .opening = true };
@@ -201,17 +222,24 @@ int main(int argc, char **argv)
 	o.log_ctx = &ls;
 	rc = ckr_flusher_open(&o, &f);
 	if (rc) {
+		char hint[300];
 		if (ls.open_error[0])
 			fprintf(stderr, "ckring-flusher: %s\n", ls.open_error);
 		else
 			fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store "
-				"'%s': %s: %s\n", o.segment, o.db_dir, part,
+				"'%s': %s: %s%s\n", o.segment, o.db_dir, part,
 				rc == -EBUSY ? "another live flusher serves it"
-					     : ckr_strerror(rc));
+					     : ckr_strerror(rc),
+				open_hint(rc, part, o.segment, hint, sizeof hint));
 		return 1;
 	}
 	ls.opening = false;
 	rc = ckr_flusher_run(f, &stop_flag);
+	if (rc == CKR_ETRUNC) {
+		/* The engine's one line said what happened and what is kept. */
+		ckr_flusher_close(f);
+		return 1;
+	}
 	ckr_flusher_stats st;
 	ckr_flusher_stats_get(f, &st);
 	fprintf(stderr, "ckring-flusher: stopped: %llu events stored, %llu rejected, "
