@@ -85,6 +85,10 @@ enum {
 	                           * close runs, or attach another client */
 	CKR_ECLOSED = -20015,     /* the ticket's run handle was closed and its
 	                           * slot reused: the outcome can't be told */
+	CKR_EUNSAFE = -20016,     /* the store directory or a file in it can't
+	                           * be trusted: a symbolic link, another
+	                           * owner, writable by others, or a
+	                           * data.mdb/lock.mdb that is not a plain file */
 };
 
 /*

@@ -53,11 +53,15 @@ typedef struct ckr_store_opts {
 } ckr_store_opts;
 
 /*
- * Open the store at dir (must exist). Checks the schema version.
+ * Open the store at dir (must exist). Checks the schema version, and that
+ * its data.mdb and lock.mdb are plain files (LMDB would write through a
+ * symbolic link planted there).
  * @return 0; -ENOENT no such directory or no store in it (read_only);
- *         -EACCES; CKR_EVERSION a schema of another version (a store of an
- *         older ckring is migrated by opening it once with ckring-flusher);
- *         -ENOMEM; -EIO.
+ *         -EACCES; -EROFS a read-only file system (not read_only);
+ *         CKR_EUNSAFE data.mdb or lock.mdb is a symbolic link, not a
+ *         regular file, or has another hard link; CKR_EVERSION a schema of
+ *         another version (a store of an older ckring is migrated by
+ *         opening it once with ckring-flusher); -ENOMEM; -EIO.
  * Thread-safe; a second open of the same directory in this process shares
  * its LMDB environment.
  */
@@ -240,13 +244,24 @@ typedef struct ckr_flusher_opts {
 	void *log_ctx;
 	const char **failed_part;   /* optional: on an open error, set to
 	                             * "segment", "store" or "flusher slot" */
+	bool shared_group;          /* db_dir may be writable by its group (not
+	                             * by others); the store's files are made
+	                             * 0660 for the group's recoverers */
 } ckr_flusher_opts;
 
 /*
- * Open the flusher: attach (or create) the segment, open the store, claim the
- * segment's flusher slot (a kernel lock) and resume from the persisted
- * positions; SYNCED is republished only after an fsync.
- * @return 0; -EBUSY another live flusher serves the segment; CKR_ESEGMENT
+ * Open the flusher: check the store directory, attach (or create) the
+ * segment, open the store, claim the segment's flusher slot (a kernel lock)
+ * and resume from the persisted positions; SYNCED is republished only after
+ * an fsync. The store directory must be one nobody else can plant files in:
+ * a real directory (a symbolic link to one is refused), owned by the
+ * effective user, writable by nobody else (its group too with
+ * shared_group), whose data.mdb and lock.mdb, if present, are plain files;
+ * it is checked before the segment is created.
+ * @return 0; CKR_EUNSAFE the store directory can't be trusted (one
+ *         CKR_LOG_ERROR line says why); -ENOTDIR; -EROFS the store is on a
+ *         read-only file system; -EBUSY another live flusher serves the
+ *         segment; CKR_ESEGMENT
  *         the store serves another segment; CKR_ETRUNC the segment was
  *         truncated (before, or while it was being opened); the errors of
  *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or

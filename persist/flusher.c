@@ -224,6 +224,7 @@ static int open_store(ckr_flusher *f)
 		.sync = f->opts.sync,
 		.keep_completed_s = f->opts.keep_completed_s,
 		.max_attempts = f->opts.max_attempts,
+		.shared_group = f->opts.shared_group,
 	};
 	int rc = ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
 	if (rc == CKR_STORE_MAPFULL)
@@ -260,6 +261,20 @@ static int open_slot_and_positions(ckr_flusher *f, void *arg)
 	return 0;
 }
 
+/* The store directory, before anything is made (store_open.c "directory
+ * checks"); a refusal is said in one line. */
+static int check_store_dir(ckr_flusher *f)
+{
+	char why[200];
+	int rc = ckr_store_check_dir(f->opts.db_dir, f->opts.shared_group, why, sizeof why);
+	if (rc == CKR_EUNSAFE)
+		ckr_flusher_log(f, CKR_LOG_ERROR, "cannot serve segment '%s' with store "
+				"'%s': store: %s", f->opts.segment, f->opts.db_dir, why);
+	if (rc && f->opts.failed_part)
+		*f->opts.failed_part = "store";
+	return rc;
+}
+
 int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 {
 	if (!o || !o->segment || !o->db_dir)
@@ -268,6 +283,8 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (!f)
 		return -ENOMEM;
 	int rc = copy_opts(f, o);
+	if (rc == 0)
+		rc = check_store_dir(f);
 	if (rc == 0)
 		rc = open_segment(f);
 	if (rc)

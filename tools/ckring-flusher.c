@@ -44,7 +44,9 @@ static void usage(FILE *out)
 	      "Drain a ckring segment into the LMDB environment at DIR until\n"
 	      "SIGTERM/SIGINT; then drain what is left, commit and exit 0.\n\n"
 	      "  --segment NAME        segment to serve (letters, digits, . _ -)\n"
-	      "  --db DIR              LMDB environment directory (must exist)\n"
+	      "  --db DIR              LMDB environment directory: must exist, be a\n"
+	      "                        directory (not a symbolic link) of this user,\n"
+	      "                        writable by nobody else\n"
 	      "  --create              create the segment if it does not exist\n"
 	      "  --size BYTES          with --create: total size (default 16 MiB)\n"
 	      "  --lanes N             with --create: lanes (default 16)\n"
@@ -54,6 +56,8 @@ static void usage(FILE *out)
 	      "  --map-size BYTES      initial LMDB map size (default 64 MiB; grows)\n"
 	      "  --keep-completed S    keep completed runs' events S seconds\n"
 	      "  --max-attempts N      recoveries before a run fails (default 5)\n"
+	      "  --shared-group        DIR may be writable by its group (never by\n"
+	      "                        others); the store's files are made 0660\n"
 	      "  --help                this text\n", out);
 }
 
@@ -93,7 +97,7 @@ static bool parse_sync(const char *s, ckr_flusher_opts *o)
 }
 
 enum { O_SEGMENT = 1, O_DB, O_CREATE, O_SIZE, O_LANES, O_MODE, O_SYNC, O_IDLE,
-       O_MAP, O_KEEP, O_ATTEMPTS, O_HELP };
+       O_MAP, O_KEEP, O_ATTEMPTS, O_SHARED, O_HELP };
 
 static const struct option long_opts[] = {
 	{ "segment", required_argument, NULL, O_SEGMENT },
@@ -107,6 +111,7 @@ static const struct option long_opts[] = {
 	{ "map-size", required_argument, NULL, O_MAP },
 	{ "keep-completed", required_argument, NULL, O_KEEP },
 	{ "max-attempts", required_argument, NULL, O_ATTEMPTS },
+	{ "shared-group", no_argument, NULL, O_SHARED },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -165,6 +170,7 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 				return usage_error("bad --max-attempts (1..1000)", a);
 			o->max_attempts = (uint32_t)v;
 			break;
+		case O_SHARED: o->shared_group = true; break;
 		case O_HELP: usage(stdout); return 1;
 		default:
 			return usage_error("unknown or incomplete option", argv[optind - 1]);
