@@ -27,6 +27,8 @@
 #ifndef CKRING_STORE_H
 #define CKRING_STORE_H
 
+#include <signal.h>
+
 #include "ckring.h"
 
 #ifdef __cplusplus
@@ -275,9 +277,9 @@ CKR_API int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
  * drain what is left, commit and return 0. Returns a negative error only for
  * what it cannot survive; a full disk or full map is retried, not returned.
  * @return 0; CKR_ETRUNC the segment was truncated under the flusher (seen
- *         by its size, checked every second, or — after
- *         ckr_flusher_catch_sigbus() — by the SIGBUS of a read or write of
- *         a page it lost): the engine stopped touching it, the batch being
+ *         by its size, checked every second, or — in a program whose
+ *         SIGBUS handler calls ckr_flusher_on_sigbus() — by the SIGBUS of
+ *         a read or write of a page it lost): the engine stopped touching it, the batch being
  *         filled was abandoned and every batch committed before stays in
  *         the store; one CKR_LOG_ERROR line said so (what the events still
  *         in the segment were is lost with it). The flusher can only be
@@ -290,23 +292,29 @@ CKR_API int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
 CKR_API int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);
 
 /*
- * Opt in, for the whole process, to surviving a segment truncated under the
- * flusher (by any process with write access, or by tmpfs running out of
- * pages). Without it, touching a page the segment lost kills the process
- * with SIGBUS — before or after noticing its size, whichever comes first.
- * With it, ckr_flusher_open/run/drain_once/close return CKR_ETRUNC instead.
- * Installs a SIGBUS handler (sigaction, SA_SIGINFO | SA_NODEFER); the
- * library installs none unless this is called. The handler acts only on a
- * fault inside a segment mapping while the engine touches it, on the thread
- * that does; every other SIGBUS goes to the disposition in place before the
- * call (that handler, or the default: death). Call it once, before the
- * flusher is opened, in a program that installs no SIGBUS handler of its
- * own afterwards (one installed before is chained to).
- * Producers (pushes, ckr_wait) are not guarded: a push into a truncated
- * segment still raises SIGBUS.
- * @return 0; -errno of sigaction. Thread-safe; later calls return 0.
+ * Surviving a segment truncated under the flusher (by any process with
+ * write access, or by tmpfs running out of pages): touching a page the
+ * segment lost raises SIGBUS, which kills the process by default, before or
+ * after the engine notices the smaller size (it checks every second),
+ * whichever comes first. The library installs no signal handler; a program
+ * that wants to survive installs its own SIGBUS handler (sigaction with
+ * SA_SIGINFO) and calls this from it first:
+ *
+ *     static void on_sigbus(int sig, siginfo_t *si, void *uc)
+ *     {
+ *             ckr_flusher_on_sigbus(si); // no return if it was the engine's
+ *             signal(sig, SIG_DFL);      // else: default (the fault repeats)
+ *     }
+ *
+ * It does not return when the fault is in the segment mapping of a flusher
+ * while the engine, on this thread, was touching it: then the engine call
+ * (ckr_flusher_open/run/drain_once/close) returns CKR_ETRUNC. It returns for
+ * every other SIGBUS (sent by kill(), another mapping, another thread), and
+ * the handler goes on as it would have. Producers (pushes, ckr_wait) are
+ * not guarded: a push into a truncated segment still raises SIGBUS.
+ * Async-signal-safe; this function can't fail.
  */
-CKR_API int ckr_flusher_catch_sigbus(void);
+CKR_API void ckr_flusher_on_sigbus(const siginfo_t *si);
 
 /* What the engine did since it was opened (its committed batches). */
 typedef struct ckr_flusher_stats {

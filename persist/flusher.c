@@ -929,7 +929,7 @@ int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
 	return ckr_flusher_guarded(f, run_fn, &a);
 }
 
-int ckr_flusher_catch_sigbus(void)
+void ckr_flusher_on_sigbus(const siginfo_t *si)
 {
-	return ckr_guard_install();
+	ckr_guard_unwind(si);
 }

@@ -15,33 +15,36 @@
  *     ... touch [base, base + size) ...
  *     ckr_guard_pop(&g);
  *
- * The handler that unwinds is installed only by ckr_guard_install() (public:
- * ckr_flusher_catch_sigbus(), ckring_store.h), an explicit opt-in of the
- * program: the library never installs a handler behind its caller's back.
- * Without it a frame costs the same and does nothing (SIGBUS stays fatal).
+ * The library installs no handler (it never installs one behind its
+ * caller's back): a program that wants to survive calls ckr_guard_unwind()
+ * — public: ckr_flusher_on_sigbus(), ckring_store.h — from a SIGBUS handler
+ * of its own (ckring-flusher does). Without that a frame costs the same and
+ * does nothing: SIGBUS stays fatal.
  *
- * The handler unwinds only a SIGBUS raised by the kernel for a fault (si_code
- * > 0) at an address inside the range of a frame of the faulting thread; it
- * unwinds to the innermost such frame. Anything else — a SIGBUS sent with
- * kill(), a fault in another mapping (LMDB's), a thread with no frame — goes
- * to the disposition that was in place before the opt-in: that handler is
- * called, or the default action is restored and the fault repeats (death).
+ * ckr_guard_unwind() unwinds only a SIGBUS raised by the kernel for a fault
+ * (si_code > 0) at an address inside the range of a frame of the faulting
+ * thread, to the innermost such frame; it returns for anything else — a
+ * SIGBUS sent with kill(), a fault in another mapping (LMDB's), a thread
+ * with no frame — and the program's handler then does what it would have
+ * done (ckring-flusher restores the default action: the fault repeats and
+ * kills).
  *
  * What may run inside a frame: code that can be abandoned at any load or
  * store of the range — no lock held, no allocation half done. The flusher
  * keeps the one such resource it has, an open store batch, in its handle
  * and aborts it after an unwind.
  *
- * Cost: sigsetjmp without the signal mask (no system call: the handler is
- * installed with SA_NODEFER, so SIGBUS is not blocked when it unwinds) and
- * two thread-local stores. Never on the push path.
+ * Cost: sigsetjmp without the signal mask (no system call; the unwind
+ * itself unblocks SIGBUS, the one signal the kernel blocked for the
+ * handler) and two thread-local stores. Never on the push path.
  *
- * Concurrency: frames are per thread; install is thread-safe and idempotent.
+ * Concurrency: frames are per thread; ckr_guard_unwind is async-signal-safe.
  */
 #ifndef CKR_GUARD_H
 #define CKR_GUARD_H
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stddef.h>
 
 typedef struct ckr_guard {
@@ -60,8 +63,9 @@ void ckr_guard_push(ckr_guard *g, const void *base, size_t size);
  * handler has left it already. This function can't fail. */
 void ckr_guard_pop(ckr_guard *g);
 
-/* Install the process-wide SIGBUS handler (once; later calls return 0).
- * @return 0; -errno of sigaction. */
-int ckr_guard_install(void);
+/* From a SIGBUS handler (SA_SIGINFO): does not return when the fault is
+ * one a frame of this thread answers for (that frame's sigsetjmp returns
+ * 1); returns otherwise. Async-signal-safe. */
+void ckr_guard_unwind(const siginfo_t *si);
 
 #endif /* CKR_GUARD_H */
