@@ -52,6 +52,10 @@ const char *ckr_strerror(int err)
 		return "run would exceed its byte limit";
 	case -EUSERS:
 		return "no free lane in the segment (more producer clients than lanes)";
+	case -EMFILE:
+		return "too many open files: this process reached its descriptor limit (ulimit -n)";
+	case -ENFILE:
+		return "too many open files in the system (its file table is full)";
 	case -EBUSY:
 		return "busy: another flusher serves this segment";
 	}
