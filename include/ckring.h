@@ -35,6 +35,12 @@
  *   accepted event and never blocks the caller to make room.
  * - Shared memory is trusted by nobody: the flusher and the inspector validate
  *   every byte they read from a segment.
+ * - A segment truncated while it is mapped (any process with write access
+ *   can ftruncate it; a full /dev/shm can fail to give a page): a push or a
+ *   ckr_wait that touches a lost page raises SIGBUS in the producer (the
+ *   push path has no guard). The flusher survives it (ckring_store.h,
+ *   ckr_flusher_on_sigbus); an attach refuses a truncated segment
+ *   (CKR_ETRUNC) before it maps anything beyond the header.
  *
  * ERRORS
  * Every function that can fail returns 0 or a negative error code with one
@@ -66,7 +72,8 @@ extern "C" {
 enum {
 	CKR_ENOTSEG = -20001,     /* the object is not a ckring segment */
 	CKR_EVERSION = -20002,    /* made by another layout or schema version */
-	CKR_ETRUNC = -20003,      /* the object is smaller than its header says */
+	CKR_ETRUNC = -20003,      /* the object is smaller than its header says
+	                           * (also: it was truncated under the flusher) */
 	CKR_EFORKED = -20004,     /* handle used in a forked child */
 	CKR_ECORRUPT = -20005,    /* bytes failed validation (checksum, bounds) */
 	CKR_ECLAIMED = -20006,    /* the run is claimed by another live process */
@@ -85,6 +92,10 @@ enum {
 	                           * close runs, or attach another client */
 	CKR_ECLOSED = -20015,     /* the ticket's run handle was closed and its
 	                           * slot reused: the outcome can't be told */
+	CKR_EUNSAFE = -20016,     /* the store directory or a file in it can't
+	                           * be trusted: a symbolic link, another
+	                           * owner, writable by others, or a
+	                           * data.mdb/lock.mdb that is not a plain file */
 };
 
 /*
@@ -197,8 +208,10 @@ typedef struct ckr_client_opts {
  * @param[out] out  the client
  * @return 0; -EINVAL bad name/opts; -ENOENT no such segment; CKR_ENOTSEG;
  *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -EUSERS every lane is taken
- *         (more producer clients than lanes); -EMFILE no descriptor left;
- *         -ENOMEM.
+ *         (more producer clients than lanes: "no free lane"); -EMFILE no
+ *         descriptor left (an attach needs two for a moment and keeps one:
+ *         the mapping's is closed, the kernel locks' is kept); -ENFILE;
+ *         -ENOMEM. On an error nothing stays open or held.
  * Thread-safe; each call makes a new client (a process may hold several).
  */
 CKR_API int ckr_client_attach(const char *name, const ckr_client_opts *opts,

@@ -27,6 +27,8 @@
 #ifndef CKRING_STORE_H
 #define CKRING_STORE_H
 
+#include <signal.h>
+
 #include "ckring.h"
 
 #ifdef __cplusplus
@@ -53,11 +55,15 @@ typedef struct ckr_store_opts {
 } ckr_store_opts;
 
 /*
- * Open the store at dir (must exist). Checks the schema version.
+ * Open the store at dir (must exist). Checks the schema version, and that
+ * its data.mdb and lock.mdb are plain files (LMDB would write through a
+ * symbolic link planted there).
  * @return 0; -ENOENT no such directory or no store in it (read_only);
- *         -EACCES; CKR_EVERSION a schema of another version (a store of an
- *         older ckring is migrated by opening it once with ckring-flusher);
- *         -ENOMEM; -EIO.
+ *         -EACCES; -EROFS a read-only file system (not read_only);
+ *         CKR_EUNSAFE data.mdb or lock.mdb is a symbolic link, not a
+ *         regular file, or has another hard link; CKR_EVERSION a schema of
+ *         another version (a store of an older ckring is migrated by
+ *         opening it once with ckring-flusher); -ENOMEM; -EIO.
  * Thread-safe; a second open of the same directory in this process shares
  * its LMDB environment.
  */
@@ -240,14 +246,26 @@ typedef struct ckr_flusher_opts {
 	void *log_ctx;
 	const char **failed_part;   /* optional: on an open error, set to
 	                             * "segment", "store" or "flusher slot" */
+	bool shared_group;          /* db_dir may be writable by its group (not
+	                             * by others); the store's files are made
+	                             * 0660 for the group's recoverers */
 } ckr_flusher_opts;
 
 /*
- * Open the flusher: attach (or create) the segment, open the store, claim the
- * segment's flusher slot (a kernel lock) and resume from the persisted
- * positions; SYNCED is republished only after an fsync.
- * @return 0; -EBUSY another live flusher serves the segment; CKR_ESEGMENT
- *         the store serves another segment; the errors of
+ * Open the flusher: check the store directory, attach (or create) the
+ * segment, open the store, claim the segment's flusher slot (a kernel lock)
+ * and resume from the persisted positions; SYNCED is republished only after
+ * an fsync. The store directory must be one nobody else can plant files in:
+ * a real directory (a symbolic link to one is refused), owned by the
+ * effective user, writable by nobody else (its group too with
+ * shared_group), whose data.mdb and lock.mdb, if present, are plain files;
+ * it is checked before the segment is created.
+ * @return 0; CKR_EUNSAFE the store directory can't be trusted (one
+ *         CKR_LOG_ERROR line says why); -ENOTDIR; -EROFS the store is on a
+ *         read-only file system; -EBUSY another live flusher serves the
+ *         segment; CKR_ESEGMENT
+ *         the store serves another segment; CKR_ETRUNC the segment was
+ *         truncated (before, or while it was being opened); the errors of
  *         ckr_segment_create/attach and ckr_store_open (-ENOSPC: the map or
  *         disk is too small to set the store up). A segment this call
  *         created is removed again when it fails.
@@ -258,11 +276,45 @@ CKR_API int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
  * Drain until *stop becomes non-zero (a signal handler may set it), then
  * drain what is left, commit and return 0. Returns a negative error only for
  * what it cannot survive; a full disk or full map is retried, not returned.
+ * @return 0; CKR_ETRUNC the segment was truncated under the flusher (seen
+ *         by its size, checked every second, or — in a program whose
+ *         SIGBUS handler calls ckr_flusher_on_sigbus() — by the SIGBUS of
+ *         a read or write of a page it lost): the engine stopped touching it, the batch being
+ *         filled was abandoned and every batch committed before stays in
+ *         the store; one CKR_LOG_ERROR line said so (what the events still
+ *         in the segment were is lost with it). The flusher can only be
+ *         closed then. A fatal store error (-EIO, ...).
  */
 CKR_API int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
 
-/* One drain pass: at most one batch. *n_events gets the records consumed. */
+/* One drain pass: at most one batch. *n_events gets the records consumed.
+ * @return 0; CKR_ETRUNC as ckr_flusher_run(); a store error. */
 CKR_API int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);
+
+/*
+ * Surviving a segment truncated under the flusher (by any process with
+ * write access, or by tmpfs running out of pages): touching a page the
+ * segment lost raises SIGBUS, which kills the process by default, before or
+ * after the engine notices the smaller size (it checks every second),
+ * whichever comes first. The library installs no signal handler; a program
+ * that wants to survive installs its own SIGBUS handler (sigaction with
+ * SA_SIGINFO) and calls this from it first:
+ *
+ *     static void on_sigbus(int sig, siginfo_t *si, void *uc)
+ *     {
+ *             ckr_flusher_on_sigbus(si); // no return if it was the engine's
+ *             signal(sig, SIG_DFL);      // else: default (the fault repeats)
+ *     }
+ *
+ * It does not return when the fault is in the segment mapping of a flusher
+ * while the engine, on this thread, was touching it: then the engine call
+ * (ckr_flusher_open/run/drain_once/close) returns CKR_ETRUNC. It returns for
+ * every other SIGBUS (sent by kill(), another mapping, another thread), and
+ * the handler goes on as it would have. Producers (pushes, ckr_wait) are
+ * not guarded: a push into a truncated segment still raises SIGBUS.
+ * Async-signal-safe; this function can't fail.
+ */
+CKR_API void ckr_flusher_on_sigbus(const siginfo_t *si);
 
 /* What the engine did since it was opened (its committed batches). */
 typedef struct ckr_flusher_stats {

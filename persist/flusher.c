@@ -32,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
 #include "event/event.h"
+#include "persist/guard.h"
 #include "ring/lane.h"
 #include "ring/wake.h"
 #include "shm/clock.h"
@@ -202,6 +204,7 @@ static int copy_opts(ckr_flusher *f, const ckr_flusher_opts *o)
 	if (!f->opts.idle_max_us)
 		f->opts.idle_max_us = 1000;
 	f->housekeep_ns = UINT64_C(1000000000);
+	f->size_check_ns = UINT64_C(1000000000);
 #ifdef CKR_TEST_HOOKS
 	const char *crash = getenv("CKR_FLUSHER_CRASH");
 	if (crash && *crash)
@@ -210,6 +213,11 @@ static int copy_opts(ckr_flusher *f, const ckr_flusher_opts *o)
 	const char *tick = getenv("CKR_FLUSHER_TICK_MS");
 	if (tick && *tick)
 		f->housekeep_ns = strtoull(tick, NULL, 10) * 1000000;
+	/* Tests: the interval of the size check in ms (0: never), so a test
+	 * of the SIGBUS path is not pre-empted by it. */
+	const char *check = getenv("CKR_FLUSHER_SIZE_CHECK_MS");
+	if (check && *check)
+		f->size_check_ns = strtoull(check, NULL, 10) * 1000000;
 #endif
 	return 0;
 }
@@ -221,10 +229,52 @@ static int open_store(ckr_flusher *f)
 		.sync = f->opts.sync,
 		.keep_completed_s = f->opts.keep_completed_s,
 		.max_attempts = f->opts.max_attempts,
+		.shared_group = f->opts.shared_group,
 	};
 	int rc = ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
 	if (rc == CKR_STORE_MAPFULL)
 		rc = -ENOSPC; /* the map is too small to set the store up */
+	if (rc && f->opts.failed_part)
+		*f->opts.failed_part = "store";
+	return rc;
+}
+
+/* The part of the open that touches the segment (inside the guard): take
+ * the slot once the store is ready, and show it (the owner word) once the
+ * positions are restored, so a process that sees a flusher in the segment
+ * also finds its store set up and its start's head and synced published. */
+static int open_slot_and_positions(ckr_flusher *f, void *arg)
+{
+	(void)arg;
+	int rc = claim_slot(f);
+	f->slot_failed = rc != 0;
+	if (rc)
+		return rc;
+	rc = restore_positions(f);
+	if (rc == 0) {
+		/* The last touches before the syncer thread starts: a fault from
+		 * here on could not stop it on the way out. */
+		ckr_flusher_heartbeat(f);
+		publish_slot(f);
+		rc = ckr_flusher_syncer_start(f);
+	}
+	if (rc) {
+		release_slot(f);
+		return rc;
+	}
+	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
+	return 0;
+}
+
+/* The store directory, before anything is made (store_open.c "directory
+ * checks"); a refusal is said in one line. */
+static int check_store_dir(ckr_flusher *f)
+{
+	char why[200];
+	int rc = ckr_store_check_dir(f->opts.db_dir, f->opts.shared_group, why, sizeof why);
+	if (rc == CKR_EUNSAFE)
+		ckr_flusher_log(f, CKR_LOG_ERROR, "cannot serve segment '%s' with store "
+				"'%s': store: %s", f->opts.segment, f->opts.db_dir, why);
 	if (rc && f->opts.failed_part)
 		*f->opts.failed_part = "store";
 	return rc;
@@ -238,6 +288,8 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (!f)
 		return -ENOMEM;
 	int rc = copy_opts(f, o);
+	if (rc == 0)
+		rc = check_store_dir(f);
 	if (rc == 0)
 		rc = open_segment(f);
 	if (rc)
@@ -253,27 +305,13 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		*o->failed_part = "store";
 	if (rc)
 		goto fail_store;
-	/* The slot is claimed once the store is ready, and shown (the owner
-	 * word) once the positions are restored, so a process that sees a
-	 * flusher in the segment also finds its store set up and its start's
-	 * head and synced published. */
-	rc = claim_slot(f);
-	if (rc && o->failed_part)
-		*o->failed_part = "flusher slot";
+	rc = ckr_flusher_guarded(f, open_slot_and_positions, NULL);
+	if (rc && o->failed_part && (f->seg_lost || f->slot_failed))
+		*o->failed_part = f->seg_lost ? "segment" : "flusher slot";
 	if (rc)
 		goto fail_store;
-	rc = restore_positions(f);
-	if (rc == 0)
-		rc = ckr_flusher_syncer_start(f);
-	if (rc)
-		goto fail_slot;
-	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
-	ckr_flusher_heartbeat(f);
-	publish_slot(f);
 	*out = f;
 	return 0;
-fail_slot:
-	release_slot(f);
 fail_store:
 	ckr_store_close(f->store);
 fail_detach:
@@ -310,6 +348,13 @@ void ckr_flusher_stats_get(const ckr_flusher *f, ckr_flusher_stats *out)
 	out->disk_full = c->disk_full;
 }
 
+static int release_slot_fn(ckr_flusher *f, void *arg)
+{
+	(void)arg;
+	release_slot(f);
+	return 0;
+}
+
 void ckr_flusher_close(ckr_flusher *f)
 {
 	if (!f)
@@ -317,7 +362,7 @@ void ckr_flusher_close(ckr_flusher *f)
 	ckr_flusher_syncer_stop(f);
 	ckr_store_sync(f->store);
 	ckr_store_close(f->store);
-	release_slot(f);
+	ckr_flusher_guarded(f, release_slot_fn, NULL); /* not once it shrank */
 	ckr_segment_detach(&f->seg);
 	free(f->lanes);
 	free(f->buf);
@@ -435,10 +480,12 @@ int ckr_flusher_end_lost_owners(ckr_flusher *f)
 			continue;
 		if (!b)
 			rc = ckr_batch_begin(f->store, &b);
+		f->open_batch = b; /* lanes are read while it is open */
 		if (rc == 0)
 			rc = ckr_batch_owner_ended(b, &dead[i]);
 	}
 	free(dead);
+	f->open_batch = NULL;
 	if (b && rc == 0)
 		return ckr_batch_commit(b);
 	ckr_batch_abort(b);
@@ -727,7 +774,7 @@ static int handle_full(ckr_flusher *f, bool map_full)
 	return 0;
 }
 
-int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
+static int drain_once(ckr_flusher *f, size_t *n_events)
 {
 	ckr_batch *b;
 	size_t n = 0;
@@ -743,7 +790,9 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	if (rc)
 		return rc;
 	f->replay = true; /* until the commit below succeeds */
+	f->open_batch = b; /* the segment is read while it is open */
 	rc = fill_batch(f, b, &n, &work);
+	f->open_batch = NULL;
 	if (rc == CKR_STORE_MAPFULL) {
 		ckr_batch_abort(b);
 		return handle_full(f, true);
@@ -767,4 +816,125 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_RELEASE);
 	*n_events = n;
 	return ckr_flusher_sync_after_commit(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* a segment that shrinks under us (persist/guard.h)                   */
+/* ------------------------------------------------------------------ */
+
+/* Which part of the segment offset off is in, for the message. */
+static void describe_offset(const ckr_segment *g, uint64_t off, char *out, size_t n)
+{
+	if (off < CKR_SEG_CTL_OFFSET)
+		snprintf(out, n, "its header");
+	else if (off < g->writers_offset)
+		snprintf(out, n, "lane %llu's control words",
+			 (unsigned long long)((off - CKR_SEG_CTL_OFFSET) / CKR_LANE_CTL_SIZE));
+	else if (off < g->data_offset)
+		snprintf(out, n, "lane %llu's writer slots",
+			 (unsigned long long)((off - g->writers_offset) /
+					      ((uint64_t)g->writers_per_lane * CKR_WRITER_SLOT_SIZE)));
+	else
+		snprintf(out, n, "lane %llu's records",
+			 (unsigned long long)((off - g->data_offset) / g->lane_capacity));
+}
+
+/*
+ * The segment is smaller than its mapping: stop touching it for good. The
+ * batch being filled is abandoned (nothing of it was committed: it is not
+ * half in the store); every batch committed before stays. fault: the
+ * address whose SIGBUS unwound us, or NULL (seen by the size check).
+ */
+static int segment_lost(ckr_flusher *f, const void *fault)
+{
+	struct stat st;
+	char where[96] = "";
+	f->seg_lost = true;
+	ckr_batch_abort(f->open_batch);
+	f->open_batch = NULL;
+	f->replay = false;
+	if (fault) {
+		char part[64];
+		describe_offset(&f->seg, (uint64_t)((const uint8_t *)fault - f->seg.base),
+				part, sizeof part);
+		snprintf(where, sizeof where, "; SIGBUS reading %s", part);
+	}
+	long long now = fstat(f->seg.fd, &st) == 0 ? (long long)st.st_size : -1;
+	char what[160];
+	if (now >= 0 && (uint64_t)now >= f->seg.size) /* a page tmpfs could not give */
+		snprintf(what, sizeof what, "lost a page under the flusher (%s is out of "
+			 "space, or a hole was punched%s)", "/dev/shm", where);
+	else
+		snprintf(what, sizeof what, "was truncated under the flusher (now %lld of "
+			 "%zu bytes%s)", now, f->seg.size, where);
+	ckr_flusher_log(f, CKR_LOG_ERROR, "segment '%s' %s: stopped; the %llu events it "
+			"stored are kept in '%s', what was still in the segment is lost; "
+			"remove it (rm /dev/shm/%s) and start again with --create (its runs "
+			"then become claimable)", f->seg.name, what,
+			(unsigned long long)f->stats.applied[CKR_APPLY_STORED], f->opts.db_dir,
+			f->seg.name);
+	return CKR_ETRUNC;
+}
+
+int ckr_flusher_guarded(ckr_flusher *f, int (*fn)(ckr_flusher *f, void *arg),
+			void *arg)
+{
+	ckr_guard g;
+	if (f->seg_lost)
+		return CKR_ETRUNC;
+	if (sigsetjmp(g.env, 0)) {
+		/* The handler left the frame and wrote the address through
+		 * memory: read it as such (g is not a register copy). */
+		return segment_lost(f, *(void *volatile *)&g.fault_addr);
+	}
+	ckr_guard_push(&g, f->seg.base, f->seg.size);
+	int rc = fn(f, arg);
+	ckr_guard_pop(&g);
+	return rc;
+}
+
+/* Notice a shrunken segment by its size (at most once a second), also
+ * without the SIGBUS handler and before any fault. */
+static int check_size(ckr_flusher *f)
+{
+	struct stat st;
+	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
+	if (f->size_check_ns == 0 || now - f->size_checked_ns < f->size_check_ns)
+		return 0;
+	f->size_checked_ns = now;
+	if (fstat(f->seg.fd, &st) == 0 && (uint64_t)st.st_size < f->seg.size)
+		return segment_lost(f, NULL);
+	return 0;
+}
+
+static int drain_once_fn(ckr_flusher *f, void *arg)
+{
+	return drain_once(f, arg);
+}
+
+int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
+{
+	*n_events = 0;
+	int rc = f->seg_lost ? CKR_ETRUNC : check_size(f);
+	return rc ? rc : ckr_flusher_guarded(f, drain_once_fn, n_events);
+}
+
+typedef struct run_args {
+	const volatile int *stop;
+} run_args;
+
+static int run_fn(ckr_flusher *f, void *arg)
+{
+	return ckr_flusher_run_loop(f, ((run_args *)arg)->stop);
+}
+
+int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
+{
+	run_args a = { stop };
+	return ckr_flusher_guarded(f, run_fn, &a);
+}
+
+void ckr_flusher_on_sigbus(const siginfo_t *si)
+{
+	ckr_guard_unwind(si);
 }

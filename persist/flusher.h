@@ -88,6 +88,14 @@ struct ckr_flusher {
 	ckr_crash_point crash_at;
 	uint64_t crash_count;
 	flusher_syncer *syncer;   /* sync=always: group commit (flusher_sync.c) */
+	/* The SIGBUS guard (persist/guard.h): the batch open while the segment
+	 * is touched (aborted after an unwind); the segment shrank under us,
+	 * so nothing may touch it any more; when its size was last checked. */
+	ckr_batch *open_batch;
+	bool seg_lost;
+	uint64_t size_checked_ns;
+	uint64_t size_check_ns;   /* its interval: 1 s (tests may change it) */
+	bool slot_failed;         /* the open failed at the flusher slot */
 };
 
 /* Group commit (flusher_sync.c), sync=always only; no-ops otherwise.
@@ -104,6 +112,18 @@ int ckr_flusher_sync_wait(ckr_flusher *f);
 
 /* Stop the syncer (finishing what was asked) and free it. */
 void ckr_flusher_syncer_stop(ckr_flusher *f);
+
+/*
+ * Run fn(f, arg) inside a SIGBUS guard frame over the segment (guard.h):
+ * fn's return value, or CKR_ETRUNC when the segment shrank under it (then
+ * the open batch is aborted, f->seg_lost is set and one ERROR line said
+ * so). CKR_ETRUNC at once when f->seg_lost.
+ */
+int ckr_flusher_guarded(ckr_flusher *f, int (*fn)(ckr_flusher *f, void *arg),
+			void *arg);
+
+/* The loop of ckr_flusher_run() (flusher_loop.c), unguarded. */
+int ckr_flusher_run_loop(ckr_flusher *f, const volatile int *stop);
 
 /* Say msg (printf format) through the options' log callback, if any. */
 void ckr_flusher_log(const ckr_flusher *f, ckr_log_level level, const char *fmt, ...)

@@ -172,7 +172,7 @@ static int final_drain(ckr_flusher *f)
 	return -ENOSPC;
 }
 
-int ckr_flusher_run(ckr_flusher *f, const volatile int *stop)
+int ckr_flusher_run_loop(ckr_flusher *f, const volatile int *stop)
 {
 	uint64_t sleep_ns = 1000, max_ns = (uint64_t)f->opts.idle_max_us * 1000;
 	unsigned idle_polls = 0;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "persist/flusher.h"
+#include "persist/guard.h"
 #include "ring/wake.h"
 
 struct flusher_syncer {
@@ -41,13 +42,25 @@ struct flusher_syncer {
 	uint64_t *prev_pos;       /* ... of the batch before the last commit */
 	uint64_t *work;           /* the syncer's copy while it syncs */
 	bool stop;
+	bool seg_lost;            /* a SIGBUS: the segment shrank (guard.h) */
 	int err;                  /* the first fsync error: fatal */
 };
 
-/* Publish synced = pos per lane where it grows. Under s->lock. */
+/* Publish synced = pos per lane where it grows. Under s->lock. The segment
+ * may shrink under us (persist/guard.h): then a SIGBUS of this thread
+ * unwinds here, with s->lock still held as on entry, and the syncer
+ * publishes nothing more (the drain thread reports the loss). */
 static void publish_synced(flusher_syncer *s, const uint64_t *pos)
 {
 	ckr_flusher *f = s->f;
+	ckr_guard g;
+	if (s->seg_lost)
+		return;
+	if (sigsetjmp(g.env, 0)) {
+		s->seg_lost = true;
+		return;
+	}
+	ckr_guard_push(&g, f->seg.base, f->seg.size);
 	bool moved = false;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
@@ -59,6 +72,7 @@ static void publish_synced(flusher_syncer *s, const uint64_t *pos)
 	}
 	if (moved)
 		ckr_wake_published(ckr_seg_fl(&f->seg));
+	ckr_guard_pop(&g);
 }
 
 static void *syncer_main(void *arg)

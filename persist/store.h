@@ -38,17 +38,33 @@ typedef struct ckr_store_rw_opts {
 	ckr_sync sync;             /* how commits reach the disk */
 	uint32_t keep_completed_s; /* keep completed runs' events this long */
 	uint32_t max_attempts;     /* stored in meta for recoverers; 0 = 5 */
+	bool shared_group;         /* the directory may be group-writable; the
+	                            * files are made 0660 */
 } ckr_store_rw_opts;
 
 /*
  * Open (creating the environment and its databases if missing, migrating a
  * schema-1 store in place in one transaction) for the flusher. dir must
- * exist and be writable.
- * @return 0; -ENOENT no directory; -EACCES / -EROFS not writable;
- *         CKR_EVERSION other schema; -ENOMEM; -EIO.
+ * exist, be writable and pass ckr_store_check_dir().
+ * @return 0; -ENOENT no directory; -ENOTDIR; CKR_EUNSAFE (see
+ *         ckr_store_check_dir); -EACCES not writable; -EROFS a read-only
+ *         file system; CKR_EVERSION other schema; -ENOMEM; -EIO.
  */
 int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 		      ckr_store **out);
+
+/*
+ * May the flusher trust dir as its store directory (store_open.c, "directory
+ * checks")? A real directory (lstat: a symbolic link to one is not), owned
+ * by the effective user, writable by nobody else (the group only with
+ * shared_group), writable by us, and its data.mdb and lock.mdb, where they
+ * exist, regular files with one link (not symbolic links). why (n bytes)
+ * gets what is wrong, for a message ("is writable by others (mode 0777)").
+ * @return 0; CKR_EUNSAFE (why says what); -ENOENT; -ENOTDIR a file that is
+ *         not a directory; -EACCES; -EROFS; -errno of lstat.
+ * Makes system calls only (lstat, access); any thread.
+ */
+int ckr_store_check_dir(const char *dir, bool shared_group, char *why, size_t n);
 
 /*
  * Bind the store to the segment it serves (ring/PROTOCOL.md E3): records the

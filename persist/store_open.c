@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #define DEFAULT_MAP_SIZE (UINT64_C(64) << 20)
 #define DEFAULT_MAX_ATTEMPTS 5
 #define ENV_MODE 0600
+#define ENV_MODE_SHARED 0660 /* --shared-group: the group's recoverers too */
 
 /* The environments open in this process, by directory (dev, ino).
  * Process-wide by nature: the LMDB rule it enforces is per process. */
@@ -38,6 +40,35 @@ static pthread_mutex_t dbi_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- directory checks ---- */
 
+/*
+ * What the store may trust (docs/BAD_INPUT.md, "The store"). LMDB opens
+ * DIR/data.mdb and DIR/lock.mdb by name, creating them, following symbolic
+ * links, and writes its lock header into lock.mdb: a planted symbolic link
+ * there makes it overwrite the link's target. So every open refuses files
+ * of those names that are not plain files of their own (a symbolic link,
+ * anything but a regular file, a second hard link). The flusher, which
+ * creates the store, also requires the directory itself to be one nobody
+ * else can plant such files in: a real directory (lstat: a symbolic link to
+ * one is not), owned by its effective user, writable by nobody else (its
+ * group only with shared_group). Given that directory, nothing can change
+ * between these checks and LMDB's opens; without it (a shared group) a
+ * member of the group could still race them, which is what the option
+ * accepts.
+ */
+
+/* dir without trailing slashes (lstat("link/") would follow the link). */
+static int strip_slashes(const char *dir, char out[PATH_MAX])
+{
+	size_t n = strlen(dir);
+	if (n >= PATH_MAX)
+		return -ENAMETOOLONG;
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	memcpy(out, dir, n);
+	out[n] = '\0';
+	return 0;
+}
+
 static int check_dir(const char *dir, struct stat *st)
 {
 	if (!dir || !*dir)
@@ -45,6 +76,72 @@ static int check_dir(const char *dir, struct stat *st)
 	if (stat(dir, st) != 0)
 		return -errno;
 	return S_ISDIR(st->st_mode) ? 0 : -ENOTDIR;
+}
+
+/* DIR/name, if it exists, is a regular file with one link, not a symbolic
+ * link. @return 0 (also when missing); CKR_EUNSAFE (why); -errno. */
+static int check_store_file(const char *dir, const char *name, char *why, size_t n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+		return -ENAMETOOLONG;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISLNK(st.st_mode))
+		snprintf(why, n, "%s is a symbolic link (refused: LMDB would write "
+			 "through it)", name);
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, n, "%s is not a regular file", name);
+	else if (st.st_nlink != 1)
+		snprintf(why, n, "%s has %ju hard links (refused: LMDB would write "
+			 "into the other names too)", name, (uintmax_t)st.st_nlink);
+	else
+		return 0;
+	return CKR_EUNSAFE;
+}
+
+static int check_store_files(const char *dir, char *why, size_t n)
+{
+	int rc = check_store_file(dir, "data.mdb", why, n);
+	return rc ? rc : check_store_file(dir, "lock.mdb", why, n);
+}
+
+int ckr_store_check_dir(const char *dir, bool shared_group, char *why, size_t n)
+{
+	char d[PATH_MAX];
+	struct stat st;
+	int rc = dir && *dir ? strip_slashes(dir, d) : -EINVAL;
+	why[0] = '\0';
+	if (rc)
+		return rc;
+	if (lstat(d, &st) != 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(why, n, "is a symbolic link, not a directory (give the "
+			 "directory itself)");
+		return CKR_EUNSAFE;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != geteuid()) {
+		snprintf(why, n, "is owned by uid %ju, not by this user (uid %ju)",
+			 (uintmax_t)st.st_uid, (uintmax_t)geteuid());
+		return CKR_EUNSAFE;
+	}
+	if (st.st_mode & S_IWOTH) {
+		snprintf(why, n, "is writable by others (mode %04o)",
+			 (unsigned)(st.st_mode & 07777));
+		return CKR_EUNSAFE;
+	}
+	if ((st.st_mode & S_IWGRP) && !shared_group) {
+		snprintf(why, n, "is writable by its group (mode %04o; --shared-group "
+			 "allows that)", (unsigned)(st.st_mode & 07777));
+		return CKR_EUNSAFE;
+	}
+	if (access(d, W_OK) != 0)
+		return -errno; /* -EROFS: a read-only file system */
+	return check_store_files(d, why, n);
 }
 
 /* -ENOENT unless dir holds an LMDB data file. */
@@ -55,9 +152,9 @@ static int check_data_file(const char *dir)
 
 	if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
 		return -ENAMETOOLONG;
-	if (stat(path, &st) != 0)
+	if (lstat(path, &st) != 0)
 		return -errno;
-	return S_ISREG(st.st_mode) ? 0 : -ENOENT;
+	return S_ISREG(st.st_mode) || S_ISLNK(st.st_mode) ? 0 : -ENOENT;
 }
 
 /* ---- the shared environment ---- */
@@ -72,7 +169,7 @@ static ckr_env *registry_find(const struct stat *st)
 
 /* Open dir's environment (map_size 0: LMDB's, i.e. the file's, size). */
 static int env_new(const char *dir, const struct stat *st, unsigned flags,
-		   uint64_t map_size, ckr_env **out)
+		   uint64_t map_size, mode_t mode, ckr_env **out)
 {
 	ckr_env *e = calloc(1, sizeof *e);
 	int rc, dead;
@@ -90,7 +187,7 @@ static int env_new(const char *dir, const struct stat *st, unsigned flags,
 	if (rc == 0 && map_size)
 		rc = mdb_env_set_mapsize(e->env, (size_t)map_size);
 	if (rc == 0)
-		rc = mdb_env_open(e->env, dir, flags | MDB_NOTLS, ENV_MODE);
+		rc = mdb_env_open(e->env, dir, flags | MDB_NOTLS, mode);
 	if (rc)
 		goto fail_env;
 	mdb_reader_check(e->env, &dead); /* free slots of dead readers */
@@ -134,20 +231,24 @@ static int env_widen(ckr_env *e, uint64_t map_size)
  * simply made again.
  */
 static int env_get(const char *dir, bool writable, unsigned sync_flags,
-		   uint64_t map_size, ckr_env **out)
+		   uint64_t map_size, mode_t mode, ckr_env **out)
 {
 	struct stat st;
+	char why[160];
 	int rc = check_dir(dir, &st);
+	if (rc == 0)
+		rc = check_store_files(dir, why, sizeof why);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&registry_lock);
 	ckr_env *e = registry_find(&st);
 	if (!e) {
-		unsigned flags = access(dir, W_OK) == 0 ? 0 : MDB_RDONLY;
+		int w = access(dir, W_OK) == 0 ? 0 : errno;
+		unsigned flags = w == 0 ? 0 : MDB_RDONLY;
 		if (writable && flags)
-			rc = -EACCES;
+			rc = w == EROFS ? -EROFS : -EACCES;
 		else
-			rc = env_new(dir, &st, flags, map_size, &e);
+			rc = env_new(dir, &st, flags, map_size, mode, &e);
 		if (rc == 0) {
 			e->next = registry;
 			registry = e;
@@ -329,8 +430,12 @@ int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 		return -EINVAL;
 	if (opts)
 		o = *opts;
-	rc = env_get(dir, true, o.sync == CKR_SYNC_ALWAYS ? MDB_NOMETASYNC : MDB_NOSYNC,
-		     o.map_size ? o.map_size : DEFAULT_MAP_SIZE, &e);
+	char why[160];
+	rc = ckr_store_check_dir(dir, o.shared_group, why, sizeof why);
+	if (rc == 0)
+		rc = env_get(dir, true, o.sync == CKR_SYNC_ALWAYS ? MDB_NOMETASYNC : MDB_NOSYNC,
+			     o.map_size ? o.map_size : DEFAULT_MAP_SIZE,
+			     o.shared_group ? ENV_MODE_SHARED : ENV_MODE, &e);
 	if (rc)
 		return rc;
 	ckr_store *s = handle_new(e, false);
@@ -364,7 +469,7 @@ int ckr_store_open(const char *dir, const ckr_store_opts *opts, ckr_store **out)
 	if (rc == 0)
 		rc = env_get(dir, !o.read_only, 0,
 			     o.map_size ? o.map_size : (o.read_only ? 0 : DEFAULT_MAP_SIZE),
-			     &e);
+			     ENV_MODE, &e);
 	if (rc)
 		return rc;
 	ckr_store *s = handle_new(e, o.read_only);

@@ -263,13 +263,18 @@ static int read_header(int fd, uint64_t object_size, ckr_seg_header *copy)
 }
 
 /*
- * Descriptors of read-write handles, which may hold kernel locks. A forked
- * child shares their open file descriptions, so while it kept them open a
- * dead parent's lanes would look alive; the child closes its copies at
- * once (the parent's locks stay: they belong to the descriptions, which the
- * parent still holds). Process-wide by nature, like fork itself; the
- * prepare/parent handlers hold the lock across fork so the child sees a
- * consistent list.
+ * Descriptors of read-write handles, which may hold kernel locks. An OFD
+ * lock lives as long as its open file description, and a forked child
+ * shares the descriptions of its parent's descriptors, so while it kept
+ * them open a dead parent's lanes would look alive; the child closes its
+ * copies at once (the parent's locks stay: they belong to the descriptions,
+ * which the parent still holds). A mapping also holds its description, and
+ * a forked child inherits the mapping: so the locks are taken through a
+ * description of their own that is never mapped (lock_descriptor()), and
+ * the mapping's description holds none. Process-wide by nature, like fork
+ * itself; the prepare/parent handlers hold the lock across fork so the
+ * child sees a consistent list, and a descriptor is opened and listed under
+ * it, so no fork can copy one that is not listed yet.
  */
 static pthread_mutex_t lockfd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *lockfds;
@@ -299,7 +304,34 @@ static void lockfd_init(void)
 	pthread_atfork(lockfd_prepare, lockfd_parent, lockfd_child);
 }
 
-static int lockfd_add(int fd)
+/* A new open file description of the object open as fd (same inode, read
+ * and write): through /proc/self/fd, or by name when /proc is missing. */
+static int reopen_object(int fd, const char *name)
+{
+	char path[CKR_NAME_MAX + 2];
+	struct stat a, b;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int lfd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (lfd < 0 && errno != ENOENT)
+		return -errno; /* -EMFILE: no descriptor left */
+	if (lfd < 0) {
+		shm_path(name, path);
+		lfd = shm_open(path, O_RDWR | O_NONBLOCK, 0);
+		if (lfd < 0)
+			return -errno;
+	}
+	if (fstat(fd, &a) != 0 || fstat(lfd, &b) != 0 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev) {
+		close(lfd);
+		return -ESTALE; /* the name now leads to another object */
+	}
+	return lfd;
+}
+
+/* The descriptor the handle's locks are taken through (see above): a new
+ * description of fd's object, listed for the fork handler. @return it, or
+ * -errno (-EMFILE, -ENOMEM). */
+static int lock_descriptor(int fd, const char *name)
 {
 	int rc = 0;
 	pthread_once(&lockfd_once, lockfd_init);
@@ -315,7 +347,9 @@ static int lockfd_add(int fd)
 		}
 	}
 	if (rc == 0)
-		lockfds[n_lockfds++] = fd;
+		rc = reopen_object(fd, name);
+	if (rc >= 0)
+		lockfds[n_lockfds++] = rc;
 	pthread_mutex_unlock(&lockfd_lock);
 	return rc;
 }
@@ -386,9 +420,16 @@ int ckr_segment_attach(const char *name, bool read_only, ckr_segment *out)
 		rc = -errno;
 		goto out_close;
 	}
-	if (!read_only && (rc = lockfd_add(fd)) != 0) {
-		munmap(base, h.segment_size);
-		goto out_close;
+	if (!read_only) {
+		/* The mapping keeps fd's description; locks go through another. */
+		int lfd = lock_descriptor(fd, name);
+		if (lfd < 0) {
+			rc = lfd;
+			munmap(base, h.segment_size);
+			goto out_close;
+		}
+		close(fd);
+		fd = lfd;
 	}
 	memset(out, 0, sizeof *out);
 	out->base = base;

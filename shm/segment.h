@@ -16,6 +16,9 @@
  * its contents: byte 0 is held by the flusher serving the segment, byte
  * 1 + i by the owner of lane i (ring/PROTOCOL.md, "Lane tenure"). The kernel
  * drops them when the holder dies or execs; they work across pid namespaces.
+ * They are taken through an open file description that is never mapped and
+ * that a forked child does not keep (segment.c), so they end with the
+ * process that took them.
  *
  * Creation is atomic: the object is made and its header written under a
  * temporary name (".ckr-..." in /dev/shm, never a valid segment name), then
@@ -109,7 +112,9 @@ typedef struct ckr_seg_counters {
 typedef struct ckr_segment {
 	uint8_t *base;
 	size_t size;
-	int fd;               /* O_CLOEXEC; kept for the kernel locks */
+	int fd;               /* O_CLOEXEC; kept for the kernel locks: on a
+	                       * read-write handle an open file description of
+	                       * its own, never mapped (see segment.c) */
 	pid_t attach_pid;     /* the process that attached (fork detection) */
 	bool read_only;
 	char name[CKR_NAME_MAX + 1];

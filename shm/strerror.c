@@ -42,6 +42,8 @@ const char *ckr_strerror(int err)
 		return "every writer slot of the lane is in use (close runs, or attach another client)";
 	case CKR_ECLOSED:
 		return "the ticket's run handle was closed and its slot reused: its outcome can't be told";
+	case CKR_EUNSAFE:
+		return "the store directory or a file in it is not safe to use (a symbolic link, another owner, writable by others, or a data.mdb/lock.mdb that is not a plain file)";
 	case -EAGAIN:
 		return "ring full (nothing was pushed; try again)";
 	case -E2BIG:
@@ -50,6 +52,10 @@ const char *ckr_strerror(int err)
 		return "run would exceed its byte limit";
 	case -EUSERS:
 		return "no free lane in the segment (more producer clients than lanes)";
+	case -EMFILE:
+		return "too many open files: this process reached its descriptor limit (ulimit -n)";
+	case -ENFILE:
+		return "too many open files in the system (its file table is full)";
 	case -EBUSY:
 		return "busy: another flusher serves this segment";
 	}

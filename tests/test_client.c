@@ -423,7 +423,8 @@ static void test_strerror_covers_every_code(void **state)
 	int codes[] = { CKR_ENOTSEG, CKR_EVERSION, CKR_ETRUNC, CKR_EFORKED, CKR_ECORRUPT,
 			CKR_ECLAIMED, CKR_ENOTDRAINED, CKR_EEXHAUSTED, CKR_ETERMINAL,
 			CKR_ENOTINTERRUPTED, CKR_EREJECTED, CKR_ENOTCLAIMER, CKR_ESEGMENT,
-			CKR_ESLOTS, CKR_ECLOSED, -EAGAIN, -E2BIG, -EFBIG, -EUSERS, -EBUSY };
+			CKR_ESLOTS, CKR_ECLOSED, CKR_EUNSAFE, -EAGAIN, -E2BIG, -EFBIG, -EUSERS,
+			-EBUSY };
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		assert_string_not_equal(ckr_strerror(codes[i]), "unknown error");
 	assert_string_equal(ckr_strerror(-12345678), "unknown error");

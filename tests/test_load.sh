@@ -30,9 +30,14 @@ expect_usage --bogus
 expect_usage --segment s --procs 1 --threads 1 --runs 1 --events 1 --size 64 extra
 "$B/ckring-load" --help | grep -q "usage: ckring-load" || fail "--help"
 
-set +e; err=$("$B/ckring-load" --segment "$seg" --procs 1 --threads 1 --runs 1 --events 1 --size 64 2>&1); rc=$?; set -e
+set +e; err=$("$B/ckring-load" --segment "$seg" --procs 1 --threads 1 --runs 1 --events 1 --size 64 --wait-ms 0 2>&1); rc=$?; set -e
 [ "$rc" = 1 ] || fail "missing segment exited $rc, want 1"
 echo "$err" | grep -q "No such file" || fail "missing segment message: $err"
+expect_usage --segment s --procs 1 --threads 1 --runs 1 --events 1 --size 64 --wait-ms -1
+set +e; err=$("$B/ckring-load" --segment "$seg" --procs 1 --threads 1 --runs 1 --events 1 --size 64 --wait-ms 50 2>&1); rc=$?; set -e
+[ "$rc" = 1 ] || fail "missing segment (--wait-ms 50) exited $rc, want 1"
+[ "$err" = "ckring-load: segment '$seg': No such file or directory (waited 50 ms for it to appear)" ] ||
+  fail "missing segment message after a wait: $err"
 
 "$B/ckring-flusher" --segment "$seg" --db "$db" --create --lanes 8 --size 4194304 &
 fl=$!

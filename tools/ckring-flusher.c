@@ -44,7 +44,9 @@ static void usage(FILE *out)
 	      "Drain a ckring segment into the LMDB environment at DIR until\n"
 	      "SIGTERM/SIGINT; then drain what is left, commit and exit 0.\n\n"
 	      "  --segment NAME        segment to serve (letters, digits, . _ -)\n"
-	      "  --db DIR              LMDB environment directory (must exist)\n"
+	      "  --db DIR              LMDB environment directory: must exist, be a\n"
+	      "                        directory (not a symbolic link) of this user,\n"
+	      "                        writable by nobody else\n"
 	      "  --create              create the segment if it does not exist\n"
 	      "  --size BYTES          with --create: total size (default 16 MiB)\n"
 	      "  --lanes N             with --create: lanes (default 16)\n"
@@ -54,6 +56,8 @@ static void usage(FILE *out)
 	      "  --map-size BYTES      initial LMDB map size (default 64 MiB; grows)\n"
 	      "  --keep-completed S    keep completed runs' events S seconds\n"
 	      "  --max-attempts N      recoveries before a run fails (default 5)\n"
+	      "  --shared-group        DIR may be writable by its group (never by\n"
+	      "                        others); the store's files are made 0660\n"
 	      "  --help                this text\n", out);
 }
 
@@ -93,7 +97,7 @@ static bool parse_sync(const char *s, ckr_flusher_opts *o)
 }
 
 enum { O_SEGMENT = 1, O_DB, O_CREATE, O_SIZE, O_LANES, O_MODE, O_SYNC, O_IDLE,
-       O_MAP, O_KEEP, O_ATTEMPTS, O_HELP };
+       O_MAP, O_KEEP, O_ATTEMPTS, O_SHARED, O_HELP };
 
 static const struct option long_opts[] = {
 	{ "segment", required_argument, NULL, O_SEGMENT },
@@ -107,6 +111,7 @@ static const struct option long_opts[] = {
 	{ "map-size", required_argument, NULL, O_MAP },
 	{ "keep-completed", required_argument, NULL, O_KEEP },
 	{ "max-attempts", required_argument, NULL, O_ATTEMPTS },
+	{ "shared-group", no_argument, NULL, O_SHARED },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -165,6 +170,7 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 				return usage_error("bad --max-attempts (1..1000)", a);
 			o->max_attempts = (uint32_t)v;
 			break;
+		case O_SHARED: o->shared_group = true; break;
 		case O_HELP: usage(stdout); return 1;
 		default:
 			return usage_error("unknown or incomplete option", argv[optind - 1]);
@@ -175,6 +181,42 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 	if (!o->segment || !o->db_dir)
 		return usage_error("--segment and --db are required", NULL);
 	return 0;
+}
+
+/* What to do about an open failure, when the error alone does not say
+ * (into buf, "" when nothing). */
+static const char *open_hint(int rc, const char *part, const char *segment,
+			     char *buf, size_t n)
+{
+	buf[0] = '\0';
+	if (strcmp(part, "segment") == 0 && rc == CKR_ETRUNC)
+		snprintf(buf, n, "; remove it (rm /dev/shm/%s) and start again with "
+			 "--create (its runs then become claimable)", segment);
+	else if (strcmp(part, "segment") == 0 && rc == -ENOSPC)
+		snprintf(buf, n, " (/dev/shm is full or smaller than --size)");
+	return buf;
+}
+
+/* A segment truncated under us must not kill us: the engine's own SIGBUS
+ * unwinds (its call returns CKR_ETRUNC, it said so in one line, kept what it
+ * committed; we exit 1). Any other SIGBUS: the default action, as before. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	ckr_flusher_on_sigbus(si);
+	signal(sig, SIG_DFL); /* returning repeats a fault, now fatal */
+	if (si->si_code <= 0)
+		raise(sig);   /* a SIGBUS someone sent: as if we had no handler */
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 static void install_signals(void)
@@ -193,6 +235,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	install_signals();
+	install_sigbus();
 	ckr_flusher *f;
 	const char *part = "flusher";
 	log_state ls = { .opening = true };
@@ -201,17 +244,24 @@ int main(int argc, char **argv)
 	o.log_ctx = &ls;
 	rc = ckr_flusher_open(&o, &f);
 	if (rc) {
+		char hint[300];
 		if (ls.open_error[0])
 			fprintf(stderr, "ckring-flusher: %s\n", ls.open_error);
 		else
 			fprintf(stderr, "ckring-flusher: cannot serve segment '%s' with store "
-				"'%s': %s: %s\n", o.segment, o.db_dir, part,
+				"'%s': %s: %s%s\n", o.segment, o.db_dir, part,
 				rc == -EBUSY ? "another live flusher serves it"
-					     : ckr_strerror(rc));
+					     : ckr_strerror(rc),
+				open_hint(rc, part, o.segment, hint, sizeof hint));
 		return 1;
 	}
 	ls.opening = false;
 	rc = ckr_flusher_run(f, &stop_flag);
+	if (rc == CKR_ETRUNC) {
+		/* The engine's one line said what happened and what is kept. */
+		ckr_flusher_close(f);
+		return 1;
+	}
 	ckr_flusher_stats st;
 	ckr_flusher_stats_get(f, &st);
 	fprintf(stderr, "ckring-flusher: stopped: %llu events stored, %llu rejected, "

@@ -19,9 +19,14 @@
 
 #include "ckring.h"
 
+/* How long ckring-load waits for a missing segment to appear by default:
+ * ample for a flusher started at the same moment to create it. */
+#define DEFAULT_WAIT_MS 5000
+
 typedef struct load_opts {
 	const char *segment, *prefix, *ack_file;
 	uint64_t procs, threads, runs, events, size;
+	uint64_t wait_ms;
 	ckr_outcome finish;
 	bool finish_leave;
 } load_opts;
@@ -196,12 +201,15 @@ static void usage(FILE *out)
 {
 	fputs("usage: ckring-load --segment NAME --procs P --threads T --runs R --events N\n"
 	      "                   --size BYTES [--prefix P] [--ack-file F]\n"
-	      "                   [--finish leave|complete|fail]\n"
+	      "                   [--finish leave|complete|fail] [--wait-ms MS]\n"
 	      "Each of T threads in each of P processes drives R single-loop runs\n"
 	      "(ids {PREFIX}p{P}-t{T}-r{R}), one message per run per round, N messages\n"
 	      "each, of BYTES >= 16 bytes derived from (run id, sequence) (docs/DESIGN.md §9).\n"
 	      "--ack-file F: one little-endian u64 per run (process, thread, run order):\n"
-	      "the number of that run's messages accepted so far.\n", out);
+	      "the number of that run's messages accepted so far.\n"
+	      "--wait-ms MS: wait at most MS ms for a missing segment to appear\n"
+	      "(default 5000; 0: do not wait), so the load may start before, with\n"
+	      "or after ckring-flusher --create.\n", out);
 }
 
 static int usage_error(const char *msg, const char *arg)
@@ -217,6 +225,17 @@ static bool parse_count(const char *s, uint64_t max, uint64_t *out)
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_wait(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > 3600000)
 		return false;
 	*out = v;
 	return true;
@@ -241,7 +260,8 @@ static int parse_args(int argc, char **argv, load_opts *o)
 		{ "threads", 1, NULL, 't' }, { "runs", 1, NULL, 'r' },
 		{ "events", 1, NULL, 'n' },  { "size", 1, NULL, 'z' },
 		{ "prefix", 1, NULL, 'x' },  { "ack-file", 1, NULL, 'a' },
-		{ "finish", 1, NULL, 'f' },  { "help", 0, NULL, 'h' },
+		{ "finish", 1, NULL, 'f' },  { "wait-ms", 1, NULL, 'w' },
+		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -258,6 +278,7 @@ static int parse_args(int argc, char **argv, load_opts *o)
 		case 'x': o->prefix = a; break;
 		case 'a': o->ack_file = a; break;
 		case 'f': if (parse_finish(a, o)) return 2; break;
+		case 'w': if (!parse_wait(a, &o->wait_ms)) return usage_error("bad --wait-ms (0..3600000)", a); break;
 		case 'h': usage(stdout); return 1;
 		default: return usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
@@ -271,12 +292,44 @@ static int parse_args(int argc, char **argv, load_opts *o)
 	return 0;
 }
 
+/*
+ * Attach read-only, waiting at most o->wait_ms for a segment that does not
+ * exist yet (a flusher started at the same moment is creating it). Only a
+ * missing segment is waited for: ckr_segment_create() gives a segment its
+ * name only once it is complete, so anything else (not a segment, another
+ * version, truncated) is an answer, not a moment of a creation.
+ */
+static int attach_waiting(const load_opts *o, ckr_observer **ob)
+{
+	struct timespec t0, now, pause = { 0, 1000000 }; /* 1 ms, doubling to 64 */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int rc = ckr_observer_open(o->segment, ob);
+		if (rc != -ENOENT)
+			return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t ms = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
+			     (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (int64_t)o->wait_ms)
+			return rc;
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 64000000)
+			pause.tv_nsec *= 2;
+	}
+}
+
 /* Fail early, in the parent, on a missing or bad segment. */
 static int check_segment(const load_opts *o)
 {
 	ckr_observer *ob;
 	ckr_segment_info in;
-	int rc = ckr_observer_open(o->segment, &ob);
+	int rc = attach_waiting(o, &ob);
+	if (rc == -ENOENT && o->wait_ms) {
+		fprintf(stderr, "ckring-load: segment '%s': %s (waited %llu ms for it "
+			"to appear)\n", o->segment, ckr_strerror(rc),
+			(unsigned long long)o->wait_ms);
+		return 1;
+	}
 	if (rc) {
 		fprintf(stderr, "ckring-load: segment '%s': %s\n", o->segment, ckr_strerror(rc));
 		return 1;
@@ -294,7 +347,7 @@ static int check_segment(const load_opts *o)
 
 int main(int argc, char **argv)
 {
-	load_opts o = { .prefix = "", .finish_leave = true };
+	load_opts o = { .prefix = "", .finish_leave = true, .wait_ms = DEFAULT_WAIT_MS };
 	int rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : 2;

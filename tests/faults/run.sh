@@ -362,7 +362,7 @@ case_put_eio() {
 case_known_full_disk() {
   new_case known_full_disk
   local m=$CW/mnt; mkdir -p "$m"
-  if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=1m tmpfs "$m" 2>/dev/null; then
+  if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=1m,mode=0700 tmpfs "$m" 2>/dev/null; then
     skip_case known_full_disk "needs root to mount a tmpfs"; CASE_OK=1; rm -f "/dev/shm/$SEG"; return
   fi
   MOUNTS+=("$m"); DB=$m
