@@ -90,6 +90,8 @@ func TestOpenErrorsAndClose(t *testing.T) {
 	wantIs(t, "list after close", err, ckring.ErrHandleClosed)
 	_, err = st.Claim("x")
 	wantIs(t, "claim after close", err, ckring.ErrHandleClosed)
+	_, _, err = st.ClaimBatch([]string{"x"})
+	wantIs(t, "claim batch after close", err, ckring.ErrHandleClosed)
 	_, err = st.Resume("x")
 	wantIs(t, "resume after close", err, ckring.ErrHandleClosed)
 	_, err = st.Get("x")
@@ -378,7 +380,7 @@ func TestExhausted(t *testing.T) {
 	p.Kill() // the first recovery dies too
 	rep, err := store.Recover(bg(t), h.st, h.c, func(ctx context.Context, rec *store.Recovered) error {
 		return rec.Run.Close()
-	}, nil)
+	}, &store.RecoverOptions{BatchSize: 1})
 	must(t, err)
 	if len(rep.Exhausted) != 1 || rep.Exhausted[0] != "chat-x" || len(rep.Dispatched) != 1 {
 		t.Fatalf("report %+v", rep)
@@ -503,4 +505,58 @@ func buildBootRecovery(t *testing.T) string {
 		t.Fatalf("cc boot_recovery: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// ClaimBatch: one transaction, each run's own result.
+func TestClaimBatch(t *testing.T) {
+	h := newHost(t, nil)
+	h.executorKilled(t, "chat-b", "plan-b", 1)
+	live, _, err := h.c.BeginRun(ckring.RunSpec{ID: "live-b", Kind: ckring.SingleLoop})
+	must(t, err)
+	defer live.Close()
+	testenv.WaitFor(t, "the dead executor's runs are claimable", func() bool {
+		g, err := h.st.Get("chat-b")
+		return err == nil && g.OwnerDrained
+	})
+	testenv.WaitFor(t, "live-b is stored", func() bool { _, err := h.st.Get("live-b"); return err == nil })
+	ids := []string{"chat-b", "nope", "live-b", "plan-b"}
+	claims, errs, err := h.st.ClaimBatch(ids)
+	must(t, err)
+	if claims[0] == nil || claims[0].ID != "chat-b" || claims[0].Incarnation != 2 || errs[0] != nil {
+		t.Fatalf("chat-b: %+v %v", claims[0], errs[0])
+	}
+	wantIs(t, "unknown in a batch", errs[1], ckring.ErrNotFound)
+	wantIs(t, "live in a batch", errs[2], ckring.ErrNotInterrupted)
+	if claims[1] != nil || claims[2] != nil {
+		t.Fatal("a refused run has a claim")
+	}
+	if claims[3] == nil && !errors.Is(errs[3], ckring.ErrNotDrained) {
+		t.Fatalf("plan-b: %v", errs[3])
+	}
+	_, _, err = h.st.ClaimBatch([]string{"ok", ""})
+	wantIs(t, "empty id in a batch", err, ckring.ErrInvalid)
+	c, e, err := h.st.ClaimBatch(nil)
+	if err != nil || len(c) != 0 || len(e) != 0 {
+		t.Fatal("empty batch")
+	}
+	ro, err := store.Open(h.db, &store.Options{ReadOnly: true})
+	must(t, err)
+	defer ro.Close()
+	_, _, err = ro.ClaimBatch([]string{"plan-b"})
+	wantIs(t, "batch read only", err, ckring.ErrReadOnly)
+}
+
+// Recover stops when its context ends: the error says so.
+func TestRecoverContextEnded(t *testing.T) {
+	h := newHost(t, nil)
+	h.executorKilled(t, "chat-c", "plan-c", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := store.Recover(ctx, h.st, h.c, func(context.Context, *store.Recovered) error {
+		return errors.New("dispatched after the end")
+	}, nil)
+	wantIs(t, "recover with a cancelled context", err, context.Canceled)
+	if len(rep.Dispatched) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
 }
