@@ -34,9 +34,9 @@ unformatted=$(gofmt -l "$here" "$top/examples/go")
 [ -z "$unformatted" ] || fail "gofmt -l: $unformatted"
 ok "gofmt -l: nothing to format"
 
-(cd "$here" && go vet ./...) || fail "go vet (bindings/go)"
-(cd "$top/examples/go" && go vet ./...) || fail "go vet (examples/go)"
-ok "go vet: bindings/go, examples/go"
+(cd "$here" && go vet -race ./...) || fail "go vet (bindings/go)"
+(cd "$top/examples/go" && go vet -race ./...) || fail "go vet (examples/go)"
+ok "go vet: bindings/go, examples/go"   # (-race: the tests' build shares its compiled packages)
 
 # -count=1: the tests run against the processes they start; never cached.
 (cd "$here" && go test -race -count=1 -timeout 300s ./...) || fail "go test -race (bindings/go)"

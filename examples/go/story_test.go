@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +92,31 @@ func TestStoryExecutorKilledHostRecovers(t *testing.T) {
 	}
 }
 
+// The executor links libckring only (package ckring: no LMDB), as a C
+// executor does; the host links libckring-store (package store) too.
+func TestExecutorLinksNoLMDB(t *testing.T) {
+	ldd, err := exec.LookPath("ldd")
+	if err != nil {
+		t.Skip("no ldd")
+	}
+	bin := buildExample(t)
+	deps := func(name string) string {
+		out, err := exec.Command(ldd, filepath.Join(bin, name)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ldd %s: %v\n%s", name, err, out)
+		}
+		return string(out)
+	}
+	ex, host := deps("executor"), deps("host")
+	if !strings.Contains(ex, "libckring.so.1 => /") || strings.Contains(ex, "liblmdb") ||
+		strings.Contains(ex, "libckring-store") {
+		t.Fatalf("executor links:\n%s", ex)
+	}
+	if !strings.Contains(host, "libckring-store.so.1 => /") || !strings.Contains(host, "liblmdb") {
+		t.Fatalf("host links:\n%s", host)
+	}
+}
+
 func mustSay(t *testing.T, who, out, line string) {
 	t.Helper()
 	if !strings.Contains(out, line) {
@@ -109,14 +135,40 @@ func toolDir(t *testing.T) string {
 	return d
 }
 
-// buildExample builds ./executor and ./host as a user would (go build).
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// buildExample builds ./executor and ./host as a user would (go build;
+// with -race under the race detector), once for all the tests.
 func buildExample(t *testing.T) string {
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./executor", "./host")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "ckring-go-example-"); buildErr != nil {
+			return
+		}
+		args := []string{"build", "-o", buildDir + string(os.PathSeparator)}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "./executor", "./host")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return dir
+	return buildDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 // run runs a command to its end, at most bound; its output.
