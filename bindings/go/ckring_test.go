@@ -527,6 +527,8 @@ func TestRingFullAndNoFlusher(t *testing.T) {
 	_, err = c.Begin(short, ckring.RunSpec{ID: "other", Kind: ckring.SingleLoop})
 	wantIs(t, "begin on a full ring", err, ckring.ErrRingFull)
 	wantIs(t, "no flusher", c.Wait(bg(t), last, ckring.LevelCommitted), ckring.ErrNoFlusher)
+	wantIs(t, "complete on a full ring", r.Complete(short), ckring.ErrRingFull)
+	wantIs(t, "complete on a full ring", r.Complete(short), context.DeadlineExceeded)
 
 	testenv.StartFlusher(t, seg, db, "--sync", "none")
 	ctx := bg(t)
@@ -535,6 +537,16 @@ func TestRingFullAndNoFlusher(t *testing.T) {
 	must(t, c.Wait(ctx, tk, ckring.LevelCommitted))
 	if h := testenv.InspectRun(t, db, "full").History; len(h) != pushed+1 {
 		t.Fatalf("%d messages stored, %d pushed", len(h), pushed+1)
+	}
+	must(t, r.Fail(ctx, nil)) // the refused Completes left the run open
+	tk, err = r.Finish(ckring.OutcomeComplete, "")
+	wantIs(t, "finished", err, ckring.ErrTerminal)
+	r2 := begin(t, c, "marker", ckring.SingleLoop)
+	tk, err = r2.Message(nil)
+	must(t, err)
+	must(t, c.Wait(ctx, tk, ckring.LevelCommitted))
+	if s := testenv.InspectDB(t, db).Run(t, "full"); s.State != "failed" || s.Error == nil || *s.Error != "failed" {
+		t.Fatalf("after Fail(nil): %+v", s)
 	}
 }
 

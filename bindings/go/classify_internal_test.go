@@ -68,3 +68,40 @@ func BenchmarkCgoNoop(b *testing.B) {
 	sort.Float64s(samples)
 	b.ReportMetric(samples[len(samples)/2], "p50-ns/op")
 }
+
+func TestCutText(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"a\x00b", 10, "a"},
+		{"aé", 2, "a"}, // é is 2 bytes: never cut in a rune
+		{"aé", 3, "aé"},
+		{"日本", 4, "日"},
+	} {
+		if got := cutText(c.in, c.n); got != c.want {
+			t.Errorf("cutText(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func TestStrings(t *testing.T) {
+	for v, want := range map[fmt.Stringer]string{
+		SingleLoop: "single-loop", MultiPhase: "multi-phase", Kind(7): "kind(7)",
+		OutcomeComplete: "complete", OutcomeLeaveRunning: "leave-running", OutcomeFail: "fail",
+		Outcome(9): "outcome(9)", WithoutCancel(context.Background()).(fmt.Stringer): "ckring.WithoutCancel",
+	} {
+		if got := v.String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
+	}
+	e := &fullError{last: CodeError("message", "r", int(ErrRingFull)), ctx: context.DeadlineExceeded}
+	if got := e.Error(); got != "message r: ckring: ring full (nothing was pushed; try again) (until: context deadline exceeded)" {
+		t.Errorf("fullError: %q", got)
+	}
+	if !errors.Is(e, ErrTimeout) || !errors.Is(e, ErrRingFull) || errors.Is(e, context.Canceled) {
+		t.Error("fullError matches")
+	}
+}

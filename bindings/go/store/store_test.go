@@ -185,6 +185,7 @@ func TestReaders(t *testing.T) {
 }
 
 func TestClaimAndReopenErrors(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	ctx := bg(t)
 	d, _, err := h.c.BeginRun(ckring.RunSpec{ID: "done", Kind: ckring.SingleLoop})
@@ -227,6 +228,7 @@ func TestClaimAndReopenErrors(t *testing.T) {
 // both its runs (the same records, the next sequence numbers, incarnation
 // 2) and finishes them. Checked with ckring-inspect.
 func TestGoExecutorKilledGoHostRecovers(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	ctx := bg(t)
 	h.executorKilled(t, "chat-1", "plan-1", 3)
@@ -308,6 +310,7 @@ func TestGoExecutorKilledGoHostRecovers(t *testing.T) {
 // A run claimed by another live process: the loser gets ErrClaimed, and
 // Recover counts it as lost.
 func TestClaimRaceLoserSeesErrClaimed(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	h.executorKilled(t, "chat-r", "plan-r", 1)
 	p := testenv.StartHelper(t, "claimer", h.db, "chat-r")
@@ -336,6 +339,7 @@ func TestClaimRaceLoserSeesErrClaimed(t *testing.T) {
 // gives up; once the flusher drains, the run is recovered with every event
 // that was accepted into the ring.
 func TestNotDrainedThenRecovered(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	ctx := bg(t)
 	p := testenv.StartHelper(t, "executor", h.seg, "chat-d", "plan-d", "2")
@@ -373,6 +377,7 @@ func TestNotDrainedThenRecovered(t *testing.T) {
 // Attempts run out: the claim fails the run (ErrExhausted), Recover counts
 // it as exhausted, the store says why.
 func TestExhausted(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, &store.Options{MaxAttempts: 1})
 	h.executorKilled(t, "chat-x", "plan-x", 1)
 	p := testenv.StartHelper(t, "recoverer", h.seg, h.db, "chat-x")
@@ -398,6 +403,7 @@ func TestExhausted(t *testing.T) {
 // continue in Go: the resume state is the C payloads (docs/DESIGN.md §9),
 // the Go events continue the same record.
 func TestCBegunGoContinues(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	ctx := bg(t)
 	out, err := exec.Command(testenv.Bin(t, "ckring-load"), "--segment", h.seg, "--procs", "1",
@@ -466,6 +472,7 @@ func loadPayload(id string, m uint64, size int) []byte {
 // A run begun by a Go executor (killed) is continued by the C host,
 // examples/boot_recovery.c, built with pkg-config as a user builds it.
 func TestGoBegunCContinues(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	bin := buildBootRecovery(t)
 	h.executorKilled(t, "go-chat", "go-plan", 3)
@@ -509,6 +516,7 @@ func buildBootRecovery(t *testing.T) string {
 
 // ClaimBatch: one transaction, each run's own result.
 func TestClaimBatch(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	h.executorKilled(t, "chat-b", "plan-b", 1)
 	live, _, err := h.c.BeginRun(ckring.RunSpec{ID: "live-b", Kind: ckring.SingleLoop})
@@ -548,6 +556,7 @@ func TestClaimBatch(t *testing.T) {
 
 // Recover stops when its context ends: the error says so.
 func TestRecoverContextEnded(t *testing.T) {
+	t.Parallel()
 	h := newHost(t, nil)
 	h.executorKilled(t, "chat-c", "plan-c", 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -559,4 +568,33 @@ func TestRecoverContextEnded(t *testing.T) {
 	if len(rep.Dispatched) != 0 {
 		t.Fatalf("report %+v", rep)
 	}
+}
+
+// A dispatch that fails is reported by run; the run stays claimed by this
+// process (it is not interrupted while this process lives).
+func TestRecoverDispatchError(t *testing.T) {
+	t.Parallel()
+	h := newHost(t, nil)
+	h.executorKilled(t, "chat-e", "plan-e", 1)
+	boom := errors.New("executor refused")
+	rep, err := store.Recover(bg(t), h.st, h.c, func(ctx context.Context, rec *store.Recovered) error {
+		defer rec.Run.Close()
+		return boom
+	}, nil)
+	must(t, err)
+	if len(rep.Failed) != 2 || len(rep.Dispatched) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	var oe *ckring.OpError
+	if !errors.As(rep.Failed[0], &oe) || oe.Op != "dispatch" || !errors.Is(oe, boom) ||
+		(oe.Run != "chat-e" && oe.Run != "plan-e") {
+		t.Fatalf("failure %v", rep.Failed[0])
+	}
+	left, err := h.st.List(store.Interrupted)
+	must(t, err)
+	if len(left) != 0 {
+		t.Fatalf("still interrupted: %+v", left)
+	}
+	_, err = h.st.Claim("chat-e")
+	wantIs(t, "claim again", err, ckring.ErrNotInterrupted)
 }
