@@ -14,9 +14,9 @@ typedef struct ckrgo_begun {
 	ckr_ticket t;
 } ckrgo_begun;
 
-static ckrgo_begun ckrgo_begin(ckr_client *c, const void *id, size_t id_len,
+static ckrgo_begun ckrgo_begin(ckr_client *c, const uint8_t *id, size_t id_len,
 			       int kind, const char *label, size_t label_len,
-			       int has_label, const void *meta, size_t meta_len)
+			       int has_label, const uint8_t *meta, size_t meta_len)
 {
 	ckrgo_begun o;
 	char lab[CKR_LABEL_MAX + 1];
@@ -241,15 +241,15 @@ func (c *Client) BeginRun(spec RunSpec) (*Run, Ticket, error) {
 		return nil, Ticket{}, &OpError{Op: "begin", Run: spec.ID, Err: ErrHandleClosed}
 	}
 	defer c.mu.RUnlock()
-	var meta unsafe.Pointer
+	var meta *C.uint8_t
 	if len(spec.Meta) > 0 {
-		meta = unsafe.Pointer(&spec.Meta[0])
+		meta = (*C.uint8_t)(unsafe.Pointer(&spec.Meta[0]))
 	}
 	hasLabel := C.int(0)
 	if spec.Label != "" {
 		hasLabel = 1
 	}
-	o := C.ckrgo_begin(c.h, strData(spec.ID), C.size_t(len(spec.ID)), C.int(spec.Kind),
+	o := C.ckrgo_begin(c.h, (*C.uint8_t)(strData(spec.ID)), C.size_t(len(spec.ID)), C.int(spec.Kind),
 		(*C.char)(strData(spec.Label)), C.size_t(len(spec.Label)), hasLabel,
 		meta, C.size_t(len(spec.Meta)))
 	if o.rc != 0 {

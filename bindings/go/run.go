@@ -13,8 +13,11 @@ typedef struct ckrgo_push {
 } ckrgo_push;
 
 // The handle comes as an integer: a pointer to an incomplete C type would be
-// boxed on the Go heap by cgo's argument checks, once per call.
-static ckrgo_push ckrgo_message(uintptr_t r, const void *msg, size_t len)
+// boxed on the Go heap by cgo's argument checks, once per call. The payload
+// comes as a pointer to bytes: a type that holds no pointers, so cgo needs
+// no run-time check that the Go memory behind it holds none (it would for a
+// void *).
+static ckrgo_push ckrgo_message(uintptr_t r, const uint8_t *msg, size_t len)
 {
 	ckrgo_push o;
 
@@ -25,7 +28,7 @@ static ckrgo_push ckrgo_message(uintptr_t r, const void *msg, size_t len)
 // ckr_run_phase wants a NUL-terminated name: copy it (a Go string is not),
 // on the stack when it is short.
 static ckrgo_push ckrgo_phase(uintptr_t r, uint32_t index, const char *name,
-			      size_t name_len, const void *out, size_t len)
+			      size_t name_len, const uint8_t *out, size_t len)
 {
 	ckrgo_push o;
 	char small[256];
@@ -207,9 +210,9 @@ func (r *Run) Message(msg []byte) (Ticket, error) {
 	if r == nil {
 		return Ticket{}, &OpError{Op: "message", Err: ErrInvalid}
 	}
-	var p unsafe.Pointer
+	var p *C.uint8_t
 	if len(msg) > 0 {
-		p = unsafe.Pointer(&msg[0])
+		p = (*C.uint8_t)(unsafe.Pointer(&msg[0]))
 	}
 	r.mu.RLock()
 	if r.h == nil {
@@ -235,9 +238,9 @@ func (r *Run) Phase(index uint32, name string, output []byte) (Ticket, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return Ticket{}, &OpError{Op: "phase", Run: r.id, Err: ErrInvalid}
 	}
-	var p unsafe.Pointer
+	var p *C.uint8_t
 	if len(output) > 0 {
-		p = unsafe.Pointer(&output[0])
+		p = (*C.uint8_t)(unsafe.Pointer(&output[0]))
 	}
 	r.mu.RLock()
 	if r.h == nil {
