@@ -358,8 +358,9 @@ const waitSlice = 50 * time.Millisecond
 // (ctx's deadline passed first; also matches context.DeadlineExceeded),
 // context.Canceled (ctx was cancelled), ErrInvalid (bad ticket or level),
 // ErrClosed (the ticket's run handle was closed and its slot reused: the
-// outcome can't be told), ErrHandleClosed. A ticket of LevelInRing, or of a
-// LeaveRunning finish (which pushes nothing), returns nil at once.
+// outcome can't be told), ErrHandleClosed. A wait for LevelInRing, or on
+// the ticket of a LeaveRunning finish (which pushes nothing), returns nil at
+// once.
 func (c *Client) Wait(ctx context.Context, t Ticket, level Level) error {
 	if c == nil {
 		return &OpError{Op: "wait", Err: ErrInvalid}

@@ -161,8 +161,9 @@ func ticketOf(t *C.ckr_ticket) Ticket {
 
 // A Run is a handle of one run in this process: its one writer. Any number
 // of goroutines may push through one Run at once (sequence numbers are
-// assigned atomically and never repeat); Close may race them too: the calls
-// it overtakes fail with ErrHandleClosed. A Run implements Checkpointer.
+// assigned atomically and never repeat; each goroutine's events keep its
+// order); Close may race them too: the calls it overtakes fail with
+// ErrHandleClosed. A Run implements Checkpointer.
 // It belongs to the process that made it.
 type Run struct {
 	c    *Client
