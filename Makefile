@@ -60,6 +60,10 @@ TOOLS     += $(BUILD)/bin/ckring-bench
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
+# The Go binding (bindings/go) and its example (examples/go): gofmt, vet,
+# go test -race, against an install of this build (bindings/go/env.sh).
+GO_TEST_SCRIPT := bindings/go/test_go.sh
+TEST_SCRIPTS += $(GO_TEST_SCRIPT)
 TEST_HELPERS := $(wildcard tests/helpers/*.c)
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 
@@ -67,13 +71,13 @@ TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 TSAN_TESTS ?= test_ring_stress test_client_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
-               python3 spin clang libclang-rt-14-dev libsqlite3-dev
+               python3 spin clang libclang-rt-14-dev libsqlite3-dev golang-go
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
-        torture fuzz faults \
+        torture fuzz faults go-test bench-go go-example \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -241,6 +245,21 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory tools bench-tools
 	$(Q)$(BUILD)/bin/ckring-bench
+
+## go-test: the Go binding's checks only (gofmt, go vet, go test -race)
+go-test: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) bash $(GO_TEST_SCRIPT)
+
+## bench-go: the cost the Go binding adds to a 128 B push, beside the C push
+bench-go: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) bash bindings/go/bench.sh
+
+## go-example: the Go example: an executor killed mid-run, a host recovers
+go-example: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) bash examples/go/try.sh
 
 DURATION     ?= 600
 SEED         ?=

@@ -1,0 +1,3 @@
+module ckring.dev/ckring
+
+go 1.19
