@@ -263,6 +263,7 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (rc)
 		goto fail_slot;
 	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
+	ckr_fm_init(&f->metrics);
 	ckr_flusher_heartbeat(f);
 	publish_slot(f);
 	*out = f;
@@ -748,7 +749,9 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 		f->replay = rc != 0;
 		return rc;
 	}
+	uint64_t commit_t0 = ckr_fm_now(); /* metrics: the commit's latency */
 	rc = ckr_batch_commit(b);
+	uint64_t commit_ns = ckr_fm_now() - commit_t0;
 	if (rc == -EIO && disk_nearly_full(f))
 		rc = -ENOSPC; /* LMDB reports a short write on a full disk as EIO */
 	if (rc == CKR_STORE_MAPFULL || rc == -ENOSPC)
@@ -759,6 +762,7 @@ int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events)
 	f->replay = false;
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_COMMIT);
 	publish(f, n);
+	ckr_fm_batch(f, commit_ns, n); /* metrics (flusher_metrics.c) */
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_RELEASE);
 	*n_events = n;
 	return ckr_flusher_sync_after_commit(f);

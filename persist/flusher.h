@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ckring_store.h"
+#include "persist/flusher_metrics.h"
 #include "persist/store.h"
 #include "ring/lane.h"
 #include "shm/segment.h"
@@ -87,6 +88,9 @@ struct ckr_flusher {
 	ckr_crash_point crash_at;
 	uint64_t crash_count;
 	flusher_syncer *syncer;   /* sync=always: group commit (flusher_sync.c) */
+	/* issue 16: metrics (flusher_metrics.c) and retention (retention.c) */
+	ckr_fm metrics;           /* read by other threads: see its header */
+	ckr_prune_pos retention_pos;
 };
 
 /* Group commit (flusher_sync.c), sync=always only; no-ops otherwise.
@@ -121,6 +125,10 @@ void ckr_flusher_wake_waiters(ckr_flusher *f);
 /* E2: end dead run owners that hold no lane (see flusher.c).
  * @return 0 or a store error. */
 int ckr_flusher_end_lost_owners(ckr_flusher *f);
+
+/* One bounded retention step (retention.c): --keep-completed and
+ * --keep-failed, and runs a killed prune left being removed. */
+void ckr_flusher_retention(ckr_flusher *f);
 
 #ifdef CKR_TEST_HOOKS
 /* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. Only in
