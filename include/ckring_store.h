@@ -504,14 +504,16 @@ typedef struct ckr_flusher_metrics {
 	uint64_t reclaimed;       /* abandoned claims of gone owners skipped */
 	uint64_t quarantined;     /* rows written to the quarantine */
 	uint64_t batches, map_grown, disk_full;
-	uint64_t syncs;           /* explicit fsyncs (sync=interval/none) */
+	uint64_t syncs;           /* fsyncs counted in fsync_seconds */
 	uint64_t pruned_runs;     /* retention: runs removed or cleared */
 	uint64_t pruned_rows;     /* retention: rows deleted */
 	uint64_t started_ns;      /* CLOCK_REALTIME of the open */
 	uint64_t last_commit_ns;  /* CLOCK_REALTIME of the last commit; 0 none */
-	ckr_histogram commit_seconds; /* a batch's commit (with its fsync when
-	                           * sync=always) */
-	ckr_histogram fsync_seconds;  /* explicit fsyncs */
+	ckr_histogram commit_seconds; /* a batch's commit (with sync=always: its
+	                           * data pages' fsync; group commit) */
+	ckr_histogram fsync_seconds;  /* fsyncs beside the commits: the group
+	                           * commit's meta-page sync (sync=always), the
+	                           * interval's (sync=interval/none) */
 	ckr_histogram batch_events;   /* events (records) per committed batch */
 } ckr_flusher_metrics;
 

@@ -4,7 +4,7 @@
  * in include/ckring_store.h).
  *
  * One writer, any readers: only the thread that runs the engine calls the
- * ckr_fm_* recorders; every value is a 64-bit atomic it updates with a
+ * ckr_fm_* recorders (but ckr_fm_sync: see there); every value is a 64-bit atomic it updates with a
  * relaxed load and a relaxed store (no read-modify-write: nobody else
  * writes), and other threads read with relaxed loads. A reader sees each
  * value exact but the set not from one instant (a scrape may count a batch
@@ -49,7 +49,9 @@ void ckr_fm_batch(struct ckr_flusher *f, uint64_t commit_ns, size_t n);
  * commits): from housekeeping. */
 void ckr_fm_publish(struct ckr_flusher *f);
 
-/* An explicit fsync that took ns. */
+/* An explicit fsync that took ns. Its one writer is the syncer thread
+ * with sync=always (flusher_sync.c), the engine's thread otherwise
+ * (maybe_sync): never both. */
 void ckr_fm_sync(struct ckr_flusher *f, uint64_t ns);
 
 /* Retention removed (or cleared) runs and deleted rows. */

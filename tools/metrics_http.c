@@ -136,10 +136,11 @@ static void render_engine(FILE *o, const ckr_flusher_metrics *fm)
 	one(o, "ckring_retention_rows_pruned_total", "counter",
 	    "Rows the flusher's retention deleted.", (double)fm->pruned_rows);
 	hist(o, "ckring_commit_duration_seconds",
-	     "Duration of a batch's commit (with its fsync when sync=always).",
+	     "Duration of a batch's commit (sync=always: with its data pages' fsync).",
 	     &fm->commit_seconds);
 	hist(o, "ckring_fsync_duration_seconds",
-	     "Duration of an explicit fsync (sync=interval or none).", &fm->fsync_seconds);
+	     "Duration of an fsync beside the commits (the group commit's, or "
+	     "sync=interval's).", &fm->fsync_seconds);
 	hist(o, "ckring_batch_size_events", "Events (records) per committed batch.",
 	     &fm->batch_events);
 	one(o, "ckring_flusher_start_time_seconds", "gauge",
