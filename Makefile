@@ -76,7 +76,7 @@ DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
 .SECONDARY:
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
-        torture fuzz faults \
+        torture admin-torture fuzz faults \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -260,6 +260,15 @@ FUZZ_SECONDS ?= 20
 torture: deps
 	$(Q)$(MAKE) --no-print-directory tools $(HOOK_TOOLS)
 	$(Q)BUILD=$(BUILD) bash tests/torture/torture.sh --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
+ADMIN_SECONDS ?= 300
+
+## admin-torture: operator actions under flusher crashes for ADMIN_SECONDS s, the crash torture beside (SEED= replays)
+admin-torture: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) CKR_ADMIN_SECONDS=$(ADMIN_SECONDS) \
+	  CKR_ADMIN_TORTURE_SECONDS=$(ADMIN_SECONDS) $(if $(SEED),CKR_SEED=$(SEED)) \
+	  $(BUILD)/tests/test_admin_crash
 
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
 fuzz: deps
