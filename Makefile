@@ -70,7 +70,7 @@ TSAN_TESTS ?= test_ring_stress test_client_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev libsqlite3-dev \
-               libmicrohttpd-dev libjansson-dev liburcu-dev prometheus
+               libmicrohttpd-dev libjansson-dev liburcu-dev prometheus curl
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:

@@ -497,7 +497,8 @@ typedef struct ckr_histogram {
 } ckr_histogram;
 
 typedef struct ckr_flusher_metrics {
-	uint64_t stored;          /* events stored */
+	uint64_t stored;          /* events accepted and applied (rows stored,
+	                           * and the finishes that change a record) */
 	uint64_t rejected[CKR_FLUSHER_REJECT_REASONS]; /* by reason: index i is
 	                           * ckr_flusher_reject_name(i) */
 	uint64_t corrupt;         /* records that failed validation */

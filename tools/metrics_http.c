@@ -108,7 +108,8 @@ static void hist(FILE *o, const char *name, const char *help, const ckr_histogra
 static void render_engine(FILE *o, const ckr_flusher_metrics *fm)
 {
 	one(o, "ckring_events_stored_total", "counter",
-	    "Events the flusher stored (since it started).", (double)fm->stored);
+	    "Events the flusher accepted and applied to their runs: stored rows and "
+	    "the finishes that change a record (since it started).", (double)fm->stored);
 	head(o, "ckring_events_rejected_total", "counter",
 	     "Events the flusher rejected (not from the run's current writer, or "
 	     "after its end), by reason; each is reported to its writer.");
