@@ -700,8 +700,12 @@ static int cmd_import(const opts *o)
 {
 	const char *path = o->arg[1];
 	json_error_t jerr;
-	json_t *doc = strcmp(path, "-") == 0 ? json_loadf(stdin, 0, &jerr)
-					     : json_load_file(path, 0, &jerr);
+	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!in)
+		return fail_line("import", path, strerror(errno));
+	json_t *doc = json_loadf(in, 0, &jerr);
+	if (in != stdin)
+		fclose(in);
 	if (!doc) {
 		fprintf(stderr, PROG ": import '%s': not a JSON document (%s, line %d)\n",
 			path, jerr.text, jerr.line);
