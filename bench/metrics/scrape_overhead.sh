@@ -36,6 +36,10 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
+# CPU ticks of the drain thread (the flusher's main thread: TID = PID), so
+# the comparison does not depend on what else the machine runs.
+drain_cpu() { awk '{ print $14 + $15 }' "/proc/$1/task/$1/stat"; }
+
 scraper() { # URL: 10 scrapes a second until killed
   while :; do curl -s -o /dev/null "$1" || true; sleep 0.1; done
 }
@@ -52,6 +56,8 @@ one_run() { # SCRAPE(0|1) N
   port=$(sed -n 's/.*metrics on port \([0-9]*\).*/\1/p' "$tmp/f$2.err")
   if [ "$1" = 1 ]; then scraper "http://127.0.0.1:$port/metrics" & spid=$!; pids+=("$spid"); fi
   total=$((2 * 4 * (EVENTS + 1)))
+  local c0 c1
+  c0=$(drain_cpu "$fpid")
   t0=$(now)
   "$bin/ckring-load" --segment "$seg" --procs 2 --threads 1 --runs 4 --events "$EVENTS" \
     --size 128 --finish leave >/dev/null
@@ -59,9 +65,11 @@ one_run() { # SCRAPE(0|1) N
     sleep 0.005
   done
   t1=$(now)
+  c1=$(drain_cpu "$fpid")
   [ -z "$spid" ] || kill "$spid" 2>/dev/null || true
   kill -TERM "$fpid"; wait "$fpid" 2>/dev/null || true
-  awk -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }'
+  awk -v n="$total" -v a="$t0" -v b="$t1" -v x="$c0" -v y="$c1" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f %.2f\n", n / (b - a), (y - x) / hz * 1e9 / n }'
   rm -rf "$db"; rm -f "/dev/shm/$seg"
 }
 
@@ -71,12 +79,13 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "1. ckring-flusher --metrics draining ckring-load (2 procs x 4 runs x $EVENTS x 128 B, sync=always)"
 : >"$tmp/a"; : >"$tmp/b"
 for i in $(seq "$REPS"); do
-  a=$(one_run 0 "a$i"); b=$(one_run 1 "b$i")
-  echo "   rep $i: no scraper $a events/s, 10 Hz scraper $b events/s"
-  echo "$a" >>"$tmp/a"; echo "$b" >>"$tmp/b"
+  read -r a ac < <(one_run 0 "a$i"); read -r b bc < <(one_run 1 "b$i")
+  echo "   rep $i: no scraper $a events/s ($ac ns drain-thread CPU an event), 10 Hz scraper $b events/s ($bc ns)"
+  echo "$a" >>"$tmp/a"; echo "$b" >>"$tmp/b"; echo "$ac" >>"$tmp/ac"; echo "$bc" >>"$tmp/bc"
 done
-ma=$(median <"$tmp/a"); mb=$(median <"$tmp/b")
+ma=$(median <"$tmp/a"); mb=$(median <"$tmp/b"); mac=$(median <"$tmp/ac"); mbc=$(median <"$tmp/bc")
 echo "   median: no scraper $ma, 10 Hz scraper $mb events/s; ratio $(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.3f", b / a }')"
+echo "   median drain-thread CPU an event: no scraper $mac ns, 10 Hz scraper $mbc ns; ratio $(awk -v a="$mac" -v b="$mbc" 'BEGIN { printf "%.3f", b / a }')"
 echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "2. ckring-bench --only ckring.drain --sizes 128, alone and beside a 10 Hz scraper"
