@@ -18,8 +18,8 @@
  *   - in both stores: every row belongs to a record, every record's counts
  *     are its rows, no run is left being removed.
  *
- * Seeded (CKR_SEED replays); CKR_ADMIN_SECONDS (default 12) is the chaos
- * time; CKR_ADMIN_TORTURE_SECONDS (default 15, 0: none) the torture beside.
+ * Seeded (CKR_SEED replays); CKR_ADMIN_SECONDS (default 8) is the chaos
+ * time; CKR_ADMIN_TORTURE_SECONDS (default 10, 0: none) the torture beside.
  * The long run is `make admin-torture`. Every wait is bounded; the only
  * sleeps are the random gaps between chaos actions.
  */
@@ -398,7 +398,7 @@ static void final_prune(void)
 
 static pid_t torture_start(void)
 {
-	long secs = tu_env_long("CKR_ADMIN_TORTURE_SECONDS", 15);
+	long secs = tu_env_long("CKR_ADMIN_TORTURE_SECONDS", 10);
 	if (secs <= 0)
 		return -1;
 	char d[32], logp[600];
@@ -435,7 +435,7 @@ static void test_actions_under_crashes(void **state)
 	load("l-", "leave", NULL, NULL);
 	pid_t tort = torture_start();
 	load("k-", "leave", ack, &kload);
-	int64_t end = tu_now_ms() + 1000 * tu_env_long("CKR_ADMIN_SECONDS", 12);
+	int64_t end = tu_now_ms() + 1000 * tu_env_long("CKR_ADMIN_SECONDS", 8);
 	while (tu_now_ms() < end) {
 		flusher_chaos();
 		action();
