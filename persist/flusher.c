@@ -257,13 +257,13 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		*o->failed_part = "flusher slot";
 	if (rc)
 		goto fail_store;
+	ckr_fm_init(&f->metrics); /* before the syncer thread can record */
 	rc = restore_positions(f);
 	if (rc == 0)
 		rc = ckr_flusher_syncer_start(f);
 	if (rc)
 		goto fail_slot;
 	f->last_sync_ns = f->last_housekeep_ns = ckr_now_ns(CLOCK_MONOTONIC);
-	ckr_fm_init(&f->metrics);
 	ckr_flusher_heartbeat(f);
 	publish_slot(f);
 	*out = f;
