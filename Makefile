@@ -66,7 +66,7 @@ TEST_HELPERS := $(wildcard tests/helpers/*.c)
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 
 # Tests that exercise concurrency; `make tsan` runs these under ThreadSanitizer.
-TSAN_TESTS ?= test_ring_stress test_client_threads
+TSAN_TESTS ?= test_ring_stress test_client_threads test_metrics_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev libsqlite3-dev \
