@@ -6,6 +6,7 @@
  * grows (what Prometheus counters need).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +20,18 @@
 #include "tests/helpers/testutil.h"
 #include "tests/helpers/tu_flusher.h"
 
+/* The engine's stop flag, set by a signal handler in the engine's own
+ * thread (what ckring-flusher does), not by a store from another thread. */
+static volatile int stop_flag;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
 typedef struct shared {
 	ckr_flusher *f;
-	volatile int stop;      /* the engine's stop flag */
 	volatile int readers_stop;
 	uint64_t reads, regressions;
 } shared;
@@ -29,7 +39,7 @@ typedef struct shared {
 static void *engine(void *arg)
 {
 	shared *sh = arg;
-	return (void *)(intptr_t)ckr_flusher_run(sh->f, &sh->stop);
+	return (void *)(intptr_t)ckr_flusher_run(sh->f, &stop_flag);
 }
 
 static void *reader(void *arg)
@@ -59,6 +69,10 @@ static void test_metrics_read_while_the_engine_runs(void **state)
 			       .seg = { .size = tu_seg_size(2, 1 << 20), .lanes = 2,
 					.group = (gid_t)-1 } };
 	shared sh = { 0 };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1; /* no SA_RESTART: the engine's sleep ends */
+	sigaction(SIGUSR1, &sa, NULL);
 	assert_int_equal(ckr_flusher_open(&o, &sh.f), 0);
 	pthread_t e, r;
 	assert_int_equal(pthread_create(&e, NULL, engine, &sh), 0);
@@ -71,7 +85,7 @@ static void test_metrics_read_while_the_engine_runs(void **state)
 	assert_int_equal(ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
 	ckr_run_close(run);
 	ckr_client_detach(c);
-	__atomic_store_n(&sh.stop, 1, __ATOMIC_RELEASE);
+	pthread_kill(e, SIGUSR1);
 	void *rc;
 	pthread_join(e, &rc);
 	assert_int_equal((intptr_t)rc, 0);
