@@ -45,8 +45,10 @@ STORE_LIBS := -llmdb -lpthread -lrt
 # Tools see the public headers only: the compiler enforces the line.
 TOOL_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Itools
 # Explicit lists (static pattern rules): an object left in build/ by a
-# source that moved can never be linked in its place.
-TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
+# source that moved can never be linked in its place. tools/metrics_http.c
+# is part of ckring-flusher (its exporter), not a tool.
+TOOL_PARTS := tools/metrics_http.c
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(filter-out $(TOOL_PARTS),$(wildcard tools/*.c)))
 DEMO_BINS := $(patsubst demo/%.c,$(BUILD)/bin/%,$(wildcard demo/*.c))
 TOOLS     := $(TOOL_BINS) $(DEMO_BINS)
 # Tools that need only the producer library (no LMDB linked).
@@ -68,16 +70,17 @@ TEST_HELPERS := $(wildcard tests/helpers/*.c)
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 
 # Tests that exercise concurrency; `make tsan` runs these under ThreadSanitizer.
-TSAN_TESTS ?= test_ring_stress test_client_threads
+TSAN_TESTS ?= test_ring_stress test_client_threads test_metrics_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
-               python3 spin clang libclang-rt-14-dev libsqlite3-dev golang-go
+               python3 spin clang libclang-rt-14-dev libsqlite3-dev golang-go \
+               libmicrohttpd-dev libjansson-dev liburcu-dev prometheus curl
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
-        torture fuzz faults go-test bench-go go-example \
+        torture admin-torture fuzz faults go-test bench-go go-example \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -160,7 +163,7 @@ $(BUILD)/demo/%.o: demo/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(TOOL_CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-## tools: build ckring-flusher, ckring-inspect, ckring-load, ckring-bench, ckring-demo
+## tools: build ckring-flusher, ckring-admin, ckring-inspect, ckring-load, ckring-bench, ckring-demo
 tools: $(TOOLS)
 
 $(PROD_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
@@ -168,11 +171,18 @@ $(PROD_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(PROD_LIBS) $(XLDLIBS)
 
+# Per-tool extra objects and libraries (issue 16): the flusher's metrics
+# exporter (libmicrohttpd), ckring-admin's JSON reader (jansson).
+FLUSHER_EXTRA := $(BUILD)/tools/metrics_http.o -lmicrohttpd
+$(BUILD)/bin/ckring-flusher $(BUILD)/hooks/bin/ckring-flusher: $(BUILD)/tools/metrics_http.o
+$(BUILD)/bin/ckring-flusher $(BUILD)/hooks/bin/ckring-flusher: TOOL_EXTRA = $(FLUSHER_EXTRA)
+$(BUILD)/bin/ckring-admin: TOOL_EXTRA = -ljansson
+
 $(filter-out $(PROD_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
   $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TOOL_EXTRA) $(BUILD)/libckring-store.a $(BUILD)/libckring.a \
 	  $(LDFLAGS) $(LDLIBS) -lm
 
 $(DEMO_BINS): $(BUILD)/bin/%: $(BUILD)/demo/%.o $(BUILD)/libckring-store.a $(BUILD)/libckring.a
@@ -187,7 +197,7 @@ HOOK_TOOLS := $(BUILD)/hooks/bin/ckring-flusher
 $(HOOK_TOOLS): $(BUILD)/hooks/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@ [hooks])
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TOOL_EXTRA) $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS) -lm
 
 $(BUILD)/bin/ckring-bench: $(BENCH_OBJ) $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
@@ -269,6 +279,15 @@ FUZZ_SECONDS ?= 20
 torture: deps
 	$(Q)$(MAKE) --no-print-directory tools $(HOOK_TOOLS)
 	$(Q)BUILD=$(BUILD) bash tests/torture/torture.sh --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
+ADMIN_SECONDS ?= 300
+
+## admin-torture: operator actions under flusher crashes for ADMIN_SECONDS s, the crash torture beside (SEED= replays)
+admin-torture: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) CKR_ADMIN_SECONDS=$(ADMIN_SECONDS) \
+	  CKR_ADMIN_TORTURE_SECONDS=$(ADMIN_SECONDS) $(if $(SEED),CKR_SEED=$(SEED)) \
+	  $(BUILD)/tests/test_admin_crash
 
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
 fuzz: deps

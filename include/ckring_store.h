@@ -210,6 +210,205 @@ CKR_API int ckr_store_prune(ckr_store *s, uint32_t completed_age_s,
 			    uint32_t failed_age_s);
 
 /* ------------------------------------------------------------------ */
+/* Operator actions (ckring-admin; any process, concurrent with the    */
+/* flusher). Each is one LMDB write transaction, or (prune) a bounded  */
+/* sequence of them, so a crash of any process leaves each run either  */
+/* as it was or as the action made it (ring/PROTOCOL.md, "Operator     */
+/* actions"). All refuse -EROFS on a read-only handle and -EBUSY while */
+/* the calling thread holds a flusher batch open on the store.         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Give up on a running run: it becomes FAILED with the error
+ * "failed by operator: <reason>". Its writer is fenced: every later event
+ * of that writer (even one already in the ring) is rejected by the flusher
+ * (after_end) and reported, so its ckr_wait() returns CKR_EREJECTED.
+ * @param reason  NUL-terminated, 1..4000 bytes
+ * @param[out] out  the run afterwards (may be NULL)
+ * @return 0; -EINVAL bad id or reason; -ENOENT no such run; CKR_ETERMINAL
+ *         the run has finished already; -EROFS; -EBUSY; -ENOSPC; -EIO.
+ */
+CKR_API int ckr_store_fail(ckr_store *s, const void *id, size_t id_len,
+			   const char *reason, ckr_run_info *out);
+
+/*
+ * Make a failed run (an operator's fail, its own fail, or "recovery
+ * exhausted") claimable again, with its resume state and a fresh attempt
+ * budget: RUNNING, attempts 0, no writer, and a new owner identity that is
+ * recorded as ended, so it is listed as interrupted and the next
+ * ckr_store_claim() names a new writer and incarnation. The writer it had
+ * stays fenced (its events are rejected: foreign).
+ * @return 0; -EINVAL; -ENOENT no such run (or it is being pruned);
+ *         -EALREADY the run is running; CKR_ETERMINAL the run completed
+ *         (a completed run keeps no events: nothing to resume); -EROFS;
+ *         -EBUSY; -ENOSPC; -EIO.
+ */
+CKR_API int ckr_store_retry(ckr_store *s, const void *id, size_t id_len,
+			    ckr_run_info *out);
+
+/* One stored row of an exported run: the event exactly as the store keeps
+ * it (its wire encoding, persist/FORMAT.md). */
+typedef struct ckr_export_row {
+	uint64_t seq;
+	uint32_t incarnation;   /* the incarnation that wrote it */
+	uint8_t *data;
+	size_t size;
+} ckr_export_row;
+
+/* A run as it is moved between stores: its record and every row. */
+typedef struct ckr_export {
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;
+	ckr_run_state state;
+	ckr_kind kind;
+	uint32_t incarnation;
+	uint32_t attempts;
+	bool cleared;           /* a completed tombstone: its rows are gone */
+	uint64_t created_ns, updated_ns, finished_ns;
+	uint64_t last_seq;      /* taken as is only for a cleared tombstone;
+	                         * otherwise recomputed from the rows */
+	uint8_t *label;         /* bytes, <= CKR_LABEL_MAX */
+	size_t label_len;
+	uint8_t *meta;
+	size_t meta_len;
+	uint8_t *error;         /* <= 4096 bytes */
+	size_t error_len;
+	ckr_export_row *events;    /* `events` rows, in sequence order */
+	size_t n_events;
+	ckr_export_row *set_aside; /* `set_aside` rows (incarnation, seq) */
+	size_t n_set_aside;
+} ckr_export;
+
+/*
+ * Read one run, record and rows, in one read transaction. Free with
+ * ckr_export_free().
+ * @return 0; -EINVAL; -ENOENT no such run (or it is being pruned);
+ *         -ENOMEM; -EIO; CKR_ECORRUPT.
+ */
+CKR_API int ckr_store_export(ckr_store *s, const void *id, size_t id_len,
+			     ckr_export **out);
+
+/* Free what ckr_store_export() made (only that). NULL is allowed. */
+CKR_API void ckr_export_free(ckr_export *e);
+
+/*
+ * Write an exported run into this store, in one write transaction, after
+ * checking every row (it decodes, names the run, has the key's sequence and
+ * incarnation, fits the run's kind). The counts, last_seq and prefix_seq
+ * are recomputed from the rows. A running run arrives claimable: no writer,
+ * owner pid 0 and an owner identity recorded as ended (no process of this
+ * host ever wrote it), keeping its incarnation and attempts; a failed run
+ * stays failed (ckr_store_retry makes it claimable).
+ * @param[out] out  the run as stored (may be NULL)
+ * @return 0; -EEXIST the store has a run of that id; -EINVAL a field out of
+ *         range; CKR_ECORRUPT a row that does not check; -EROFS; -EBUSY;
+ *         -ENOSPC; -ENOMEM; -EIO.
+ */
+CKR_API int ckr_store_import(ckr_store *s, const ckr_export *in, ckr_run_info *out);
+
+/* Retention and pruning: bounded steps (persist/retention.c). */
+
+#define CKR_KEEP_FOREVER UINT64_MAX
+
+typedef struct ckr_prune_opts {
+	uint64_t failed_age_s;    /* remove failed runs (record, events and
+	                           * set-aside rows) that failed at least this
+	                           * long ago; CKR_KEEP_FOREVER: never */
+	uint64_t completed_age_s; /* clear the kept events of completed runs
+	                           * (the record stays, a tombstone) this long
+	                           * after they completed; CKR_KEEP_FOREVER:
+	                           * never */
+	uint32_t max_scan;        /* run records examined per step (0: 4096) */
+	uint32_t max_runs;        /* runs touched per transaction (0: 64) */
+	uint32_t max_rows;        /* rows deleted per transaction (0: 8192) */
+	bool dry_run;             /* report what would go; write nothing */
+} ckr_prune_opts;
+
+/* Where a sequence of steps stands: zero it to start at the first run. */
+typedef struct ckr_prune_pos {
+	uint8_t key[CKR_RUN_ID_MAX];
+	size_t key_len;           /* 0: from the first run */
+	bool inclusive;           /* the next step starts at key itself */
+} ckr_prune_pos;
+
+/* What a step did to one run (reported after its transaction committed). */
+typedef struct ckr_pruned {
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;
+	ckr_run_state state;      /* failed or completed */
+	uint64_t events;          /* `events` rows deleted by this step */
+	uint64_t set_aside;       /* `set_aside` rows deleted by this step */
+	bool done;                /* finished: the record is gone (failed) or
+	                           * a tombstone (completed); false: more rows
+	                           * go in the next step */
+} ckr_pruned;
+
+typedef void (*ckr_prune_fn)(void *ctx, const ckr_pruned *p);
+
+/*
+ * One bounded step of pruning: examine at most max_scan records after pos
+ * (a read transaction), then, in ONE write transaction, touch at most
+ * max_runs of the runs due and delete at most max_rows rows. A run whose
+ * rows do not fit is marked "being removed" (persist/FORMAT.md, flag bit 1)
+ * and continued by the next step — of this sequence, or of any later one,
+ * whatever its ages (the flusher's retention continues it too). Records of
+ * running runs are never touched. fn (may be NULL) is called for each run
+ * touched, after the commit (dry_run: for each run that would go, with its
+ * row counts, and done set).
+ * @param[in,out] pos  where to start; moved on
+ * @return 1 the scan reached the last run (pos is reset: a full pass is
+ *         done); 0 call again; -EINVAL; -EROFS; -EBUSY; -ENOSPC; -EIO.
+ */
+CKR_API int ckr_store_prune_step(ckr_store *s, const ckr_prune_opts *o,
+				 ckr_prune_pos *pos, ckr_prune_fn fn, void *ctx);
+
+/* Queries for operators and metrics (persist/store_query.c). */
+
+typedef struct ckr_list_query {
+	ckr_list_which which;     /* INTERRUPTED, RUNNING or ALL */
+	ckr_run_state state;      /* with ALL: only this state (0: any) */
+	bool by_age;              /* only runs older than older_than_s: finished
+	                           * that long ago, or (running) last written
+	                           * that long ago */
+	uint64_t older_than_s;
+	const void *after;        /* start after this run id (NULL: first) */
+	size_t after_len;
+	size_t limit;             /* at most this many (0: 1000) */
+} ckr_list_query;
+
+/*
+ * One page of runs, in id order (the store's key order). *out is malloc'd
+ * (free() it); *more is true when runs past the last one returned match
+ * too (ask again with after = the last id). Reads in one read transaction.
+ * @return 0; -EINVAL; -ENOMEM; -EIO.
+ */
+CKR_API int ckr_store_query(ckr_store *s, const ckr_list_query *q,
+			    ckr_run_info **out, size_t *n, bool *more);
+
+/* Counts over the whole store (ckr_store_census). */
+typedef struct ckr_store_census {
+	uint64_t runs[4];          /* by ckr_run_state (index 1..3) */
+	uint64_t interrupted;      /* running, owner not alive */
+	uint64_t claimable;        /* ... and ended: a claim would succeed */
+	uint64_t oldest_interrupted_ns; /* CLOCK_REALTIME of the last write of
+	                           * the least recently written interrupted run;
+	                           * 0 when none */
+	uint64_t removing;         /* runs being pruned */
+	uint64_t events, set_aside, bytes; /* rows and bytes, summed */
+	uint64_t map_size;         /* the LMDB map, bytes */
+	uint64_t map_used;         /* pages in use, bytes */
+} ckr_store_census;
+
+/*
+ * Walk every run record, in read transactions of at most 4096 records each
+ * (never pinning old pages for long: the counts are not one snapshot when
+ * runs change meanwhile). Costs one /proc look-up per distinct owner of a
+ * running run. Meant to be rate-limited (metrics).
+ * @return 0; -EINVAL; -EIO.
+ */
+CKR_API int ckr_store_census_get(ckr_store *s, ckr_store_census *out);
+
+/* ------------------------------------------------------------------ */
 /* The flusher engine (the body of ckring-flusher)                     */
 /* ------------------------------------------------------------------ */
 
@@ -249,6 +448,10 @@ typedef struct ckr_flusher_opts {
 	bool shared_group;          /* db_dir may be writable by its group (not
 	                             * by others); the store's files are made
 	                             * 0660 for the group's recoverers */
+	bool prune_failed;          /* remove failed runs (record, events and
+	                             * set-aside rows) keep_failed_s after they
+	                             * failed, in the background (retention) */
+	uint32_t keep_failed_s;     /* with prune_failed; 0: at the next pass */
 } ckr_flusher_opts;
 
 /*
@@ -330,6 +533,55 @@ typedef struct ckr_flusher_stats {
 
 /* Copy the statistics. This function can't fail. */
 CKR_API void ckr_flusher_stats_get(const ckr_flusher *f, ckr_flusher_stats *out);
+
+/* What the engine measures, for metrics (persist/flusher_metrics.c). */
+
+#define CKR_HISTOGRAM_BUCKETS 16
+#define CKR_FLUSHER_REJECT_REASONS 8
+
+typedef struct ckr_histogram {
+	uint32_t n_buckets;                    /* used; the last is +Inf */
+	double le[CKR_HISTOGRAM_BUCKETS];      /* upper bounds, the histogram's
+	                                        * unit (seconds, events) */
+	uint64_t count[CKR_HISTOGRAM_BUCKETS]; /* per bucket, not cumulative */
+	uint64_t total;                        /* observations */
+	double sum;                            /* of the observations */
+} ckr_histogram;
+
+typedef struct ckr_flusher_metrics {
+	uint64_t stored;          /* events accepted and applied (rows stored,
+	                           * and the finishes that change a record) */
+	uint64_t rejected[CKR_FLUSHER_REJECT_REASONS]; /* by reason: index i is
+	                           * ckr_flusher_reject_name(i) */
+	uint64_t corrupt;         /* records that failed validation */
+	uint64_t reclaimed;       /* abandoned claims of gone owners skipped */
+	uint64_t quarantined;     /* rows written to the quarantine */
+	uint64_t batches, map_grown, disk_full;
+	uint64_t syncs;           /* fsyncs counted in fsync_seconds */
+	uint64_t pruned_runs;     /* retention: runs removed or cleared */
+	uint64_t pruned_rows;     /* retention: rows deleted */
+	uint64_t started_ns;      /* CLOCK_REALTIME of the open */
+	uint64_t last_commit_ns;  /* CLOCK_REALTIME of the last commit; 0 none */
+	ckr_histogram commit_seconds; /* a batch's commit (with sync=always: its
+	                           * data pages' fsync; group commit) */
+	ckr_histogram fsync_seconds;  /* fsyncs beside the commits: the group
+	                           * commit's meta-page sync (sync=always), the
+	                           * interval's (sync=interval/none) */
+	ckr_histogram batch_events;   /* events (records) per committed batch */
+} ckr_flusher_metrics;
+
+/* The name of rejection reason i < CKR_FLUSHER_REJECT_REASONS ("dup_begin",
+ * "foreign", "stale", "orphan", "after_end", "dup_seq", "bad_kind",
+ * "bad_begin"); NULL past the end. This function can't fail. */
+CKR_API const char *ckr_flusher_reject_name(unsigned i);
+
+/*
+ * Copy the metrics. Unlike ckr_flusher_stats_get, any thread may call it
+ * while another runs ckr_flusher_run (relaxed atomic reads of values only
+ * the engine's thread writes: each value is exact, the set is not one
+ * instant), until ckr_flusher_close. This function can't fail.
+ */
+CKR_API void ckr_flusher_metrics_get(const ckr_flusher *f, ckr_flusher_metrics *out);
 
 /* Release the flusher slot and close. NULL is allowed. */
 CKR_API void ckr_flusher_close(ckr_flusher *f);

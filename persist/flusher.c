@@ -305,6 +305,7 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 		*o->failed_part = "store";
 	if (rc)
 		goto fail_store;
+	ckr_fm_init(&f->metrics); /* before the syncer thread can record */
 	rc = ckr_flusher_guarded(f, open_slot_and_positions, NULL);
 	if (rc && o->failed_part && (f->seg_lost || f->slot_failed))
 		*o->failed_part = f->seg_lost ? "segment" : "flusher slot";
@@ -802,7 +803,9 @@ static int drain_once(ckr_flusher *f, size_t *n_events)
 		f->replay = rc != 0;
 		return rc;
 	}
+	uint64_t commit_t0 = ckr_fm_now(); /* metrics: the commit's latency */
 	rc = ckr_batch_commit(b);
+	uint64_t commit_ns = ckr_fm_now() - commit_t0;
 	if (rc == -EIO && disk_nearly_full(f))
 		rc = -ENOSPC; /* LMDB reports a short write on a full disk as EIO */
 	if (rc == CKR_STORE_MAPFULL || rc == -ENOSPC)
@@ -813,6 +816,7 @@ static int drain_once(ckr_flusher *f, size_t *n_events)
 	f->replay = false;
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_COMMIT);
 	publish(f, n);
+	ckr_fm_batch(f, commit_ns, n); /* metrics (flusher_metrics.c) */
 	ckr_flusher_crash_point(f, CKR_CRASH_AFTER_RELEASE);
 	*n_events = n;
 	return ckr_flusher_sync_after_commit(f);

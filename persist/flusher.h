@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ckring_store.h"
+#include "persist/flusher_metrics.h"
 #include "persist/store.h"
 #include "ring/lane.h"
 #include "shm/segment.h"
@@ -96,6 +97,9 @@ struct ckr_flusher {
 	uint64_t size_checked_ns;
 	uint64_t size_check_ns;   /* its interval: 1 s (tests may change it) */
 	bool slot_failed;         /* the open failed at the flusher slot */
+	/* issue 16: metrics (flusher_metrics.c) and retention (retention.c) */
+	ckr_fm metrics;           /* read by other threads: see its header */
+	ckr_prune_pos retention_pos;
 };
 
 /* Group commit (flusher_sync.c), sync=always only; no-ops otherwise.
@@ -142,6 +146,10 @@ void ckr_flusher_wake_waiters(ckr_flusher *f);
 /* E2: end dead run owners that hold no lane (see flusher.c).
  * @return 0 or a store error. */
 int ckr_flusher_end_lost_owners(ckr_flusher *f);
+
+/* One bounded retention step (retention.c): --keep-completed and
+ * --keep-failed, and runs a killed prune left being removed. */
+void ckr_flusher_retention(ckr_flusher *f);
 
 #ifdef CKR_TEST_HOOKS
 /* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. Only in

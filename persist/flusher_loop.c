@@ -101,9 +101,11 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	f->last_sync_ns = now;
 	if (!behind)
 		return 0;
+	uint64_t t0 = ckr_fm_now();
 	int rc = ckr_store_sync(f->store);
 	if (rc)
 		return rc;
+	ckr_fm_sync(f, ckr_fm_now() - t0); /* metrics */
 	for (uint32_t i = 0; i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
 		fl->synced = fl->committed;
@@ -113,8 +115,8 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	return 0;
 }
 
-/* Every tick (1 s): owners lost without a lane; every tenth: stale readers
- * and pruning. */
+/* Every tick (1 s): owners lost without a lane, one bounded retention step
+ * (retention.c) and the metrics' counters; every tenth: stale readers. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
@@ -124,14 +126,13 @@ static void housekeep(ckr_flusher *f)
 	int rc = ckr_flusher_end_lost_owners(f);
 	if (rc < 0)
 		ckr_flusher_log(f, CKR_LOG_WARN, "ending lost owners: %s", ckr_strerror(rc));
+	ckr_flusher_retention(f);
+	ckr_fm_publish(f);
 	if (++f->housekeeps % 10 != 0)
 		return;
 	rc = ckr_store_reader_check(f->store);
 	if (rc > 0)
 		ckr_flusher_log(f, CKR_LOG_INFO, "freed %d reader slot(s) of dead processes", rc);
-	rc = ckr_store_prune(f->store, f->opts.keep_completed_s, 0);
-	if (rc < 0)
-		ckr_flusher_log(f, CKR_LOG_WARN, "prune: %s", ckr_strerror(rc));
 }
 
 /* Drain until a pass finds nothing (or cannot commit: f->replay).

@@ -88,7 +88,11 @@ static void *syncer_main(void *arg)
 		uint64_t k = s->asked;
 		memcpy(s->work, s->asked_pos, bytes);
 		pthread_mutex_unlock(&s->lock);
+		uint64_t t0 = ckr_fm_now();
 		int rc = ckr_store_sync(s->f->store); /* the fdatasync */
+		ckr_fm_sync(s->f, ckr_fm_now() - t0); /* metrics: this thread is
+						       * the fsync histogram's
+						       * one writer (sync=always) */
 		pthread_mutex_lock(&s->lock);
 		if (rc && !s->err)
 			s->err = rc;

@@ -10,6 +10,9 @@
  *   store_migrate.c  schema 1 → 2, in place, in one transaction
  *   store_batch.c    the flusher's write batch and the run state machine
  *   store_recover.c  list / get / claim / resume / prune
+ *   store_admin.c    operator actions: fail / retry / export / import
+ *   store_query.c    paged queries and the census (metrics)
+ *   retention.c      pruning in bounded steps (ckring-admin, the flusher)
  */
 #ifndef CKR_STORE_INTERNAL_H
 #define CKR_STORE_INTERNAL_H
@@ -82,6 +85,8 @@ struct ckr_store {
 #define CKR_RUN_REC_VERSION_1 1
 #define CKR_RUN_REC_HEADER_1 96
 #define CKR_REC_CLEARED 0x1u   /* flags: events and metadata removed */
+#define CKR_REC_REMOVING 0x2u  /* flags: being pruned (retention.c): rows
+                                * may remain; the record goes when they do */
 #define CKR_REC_ERROR_MAX 4096 /* longest error kept in a record */
 
 /* A decoded run record. label/meta/error point into the decoded bytes. */
@@ -179,6 +184,16 @@ int ckr_st_current_epoch(MDB_txn *txn, const ckr_store *s,
  * the current one)? Then nothing of it can still be in the ring. */
 bool ckr_st_owner_ended(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
 			const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set);
+
+/* A RUNNING run's owner (store_recover.c): ENDED (claimable), DEAD by /proc
+ * but not ended (events may still be in the ring), or ALIVE. */
+typedef enum owner_state { OWNER_ALIVE, OWNER_DEAD, OWNER_ENDED } owner_state;
+owner_state ckr_st_judge_owner(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+			       const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set);
+
+/* The public summary of record r of run id (os: its owner's state). */
+void ckr_st_fill_info(ckr_run_info *in, const uint8_t *id, size_t id_len,
+		      const ckr_rec *r, owner_state os);
 
 /* Is identity id in `owners`? */
 bool ckr_st_identity_ended(MDB_txn *txn, const ckr_store *s, const ckr_identity *id);

@@ -50,9 +50,7 @@ static void copy_text(char *dst, size_t cap, const uint8_t *src, size_t n)
 	dst[n] = '\0';
 }
 
-typedef enum owner_state { OWNER_ALIVE, OWNER_DEAD, OWNER_ENDED } owner_state;
-
-static owner_state judge_owner(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
+owner_state ckr_st_judge_owner(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
 			       const uint8_t epoch[CKR_EPOCH_BYTES], bool epoch_set)
 {
 	if (ckr_st_owner_ended(txn, s, r, epoch, epoch_set))
@@ -62,7 +60,7 @@ static owner_state judge_owner(MDB_txn *txn, const ckr_store *s, const ckr_rec *
 		       : OWNER_ALIVE;
 }
 
-static void fill_info(ckr_run_info *in, const uint8_t *id, size_t id_len,
+void ckr_st_fill_info(ckr_run_info *in, const uint8_t *id, size_t id_len,
 		      const ckr_rec *r, owner_state os)
 {
 	memset(in, 0, sizeof *in);
@@ -139,9 +137,9 @@ static int list_runs(ckr_store *s, MDB_txn *txn, ckr_list_which which,
 		    ckr_st_rec_decode(val.mv_data, val.mv_size, &r) != 0)
 			continue;
 		owner_state os = r.state == CKR_RUN_RUNNING
-					 ? judge_owner(txn, s, &r, epoch, epoch_set)
+					 ? ckr_st_judge_owner(txn, s, &r, epoch, epoch_set)
 					 : OWNER_ENDED;
-		fill_info(&in, k.mv_data, k.mv_size, &r, os);
+		ckr_st_fill_info(&in, k.mv_data, k.mv_size, &r, os);
 		if (!wanted(which, &in))
 			continue;
 		err = push_info(v, *n, &cap, &in);
@@ -196,8 +194,8 @@ int ckr_store_get(ckr_store *s, const void *id, size_t id_len,
 	if (rc == 0)
 		rc = ckr_st_current_epoch(txn, s, epoch, &epoch_set);
 	if (rc == 0)
-		fill_info(out, id, id_len, &r,
-			  r.state == CKR_RUN_RUNNING ? judge_owner(txn, s, &r, epoch, epoch_set)
+		ckr_st_fill_info(out, id, id_len, &r,
+			  r.state == CKR_RUN_RUNNING ? ckr_st_judge_owner(txn, s, &r, epoch, epoch_set)
 						     : OWNER_ENDED);
 	ckr_st_txn_abort(s, txn);
 	return rc;
@@ -241,7 +239,7 @@ static int dead_owners(ckr_store *s, MDB_txn *txn, ckr_identity **v, size_t *n)
 		if (ckr_st_rec_decode(val.mv_data, val.mv_size, &r) != 0 ||
 		    r.state != CKR_RUN_RUNNING)
 			continue;
-		if (judge_owner(txn, s, &r, epoch, epoch_set) == OWNER_DEAD)
+		if (ckr_st_judge_owner(txn, s, &r, epoch, epoch_set) == OWNER_DEAD)
 			err = add_identity(v, n, &cap, &r.owner);
 	}
 	mdb_cursor_close(c);
@@ -297,7 +295,7 @@ static int claim_check(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
 	rc = ckr_st_current_epoch(txn, s, epoch, &epoch_set);
 	if (rc)
 		return rc;
-	switch (judge_owner(txn, s, r, epoch, epoch_set)) {
+	switch (ckr_st_judge_owner(txn, s, r, epoch, epoch_set)) {
 	case OWNER_ENDED:
 		return 0;
 	case OWNER_DEAD:

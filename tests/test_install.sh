@@ -56,9 +56,9 @@ check_tree() {
   for f in lib/libckring.a lib/libckring.so lib/libckring.so.1 include/ckring.h \
            lib/libckring-store.a lib/libckring-store.so lib/libckring-store.so.1 \
            include/ckring_store.h lib/pkgconfig/ckring-store.pc \
-           lib/pkgconfig/ckring.pc bin/ckring-flusher bin/ckring-inspect \
+           lib/pkgconfig/ckring.pc bin/ckring-flusher bin/ckring-inspect bin/ckring-admin \
            bin/ckring-load bin/ckring-demo \
-           share/man/man1/ckring-flusher.1 share/man/man1/ckring-inspect.1 \
+           share/man/man1/ckring-flusher.1 share/man/man1/ckring-inspect.1 share/man/man1/ckring-admin.1 \
            share/man/man1/ckring-load.1 share/man/man1/ckring-bench.1 \
            share/man/man1/ckring-demo.1 lib/systemd/system/ckring-flusher@.service; do
     [ -e "$root/$f" ] || fail "not installed: $prefix/$f"

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "ckring_store.h"
+#include "dur.h"
+#include "metrics_http.h"
 
 static volatile int stop_flag;
 
@@ -54,7 +56,17 @@ static void usage(FILE *out)
 	      "  --sync always|none|interval=MS   durability of commits (default always)\n"
 	      "  --idle-max-us N       longest idle sleep (default 1000)\n"
 	      "  --map-size BYTES      initial LMDB map size (default 64 MiB; grows)\n"
-	      "  --keep-completed S    keep completed runs' events S seconds\n"
+	      "  --keep-completed DUR  keep completed runs' events this long (DUR: a\n"
+	      "                        number with s, m, h or d; plain digits are\n"
+	      "                        seconds; 0: clear them at completion)\n"
+	      "  --keep-failed DUR     remove failed runs (record, events) this long\n"
+	      "                        after they failed (default: keep them; 0s: at\n"
+	      "                        once); in bounded steps in the background\n"
+	      "  --metrics ADDR:PORT   serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+	      "                        (PORT 0: any free port, printed at start)\n"
+	      "  --metrics-file PATH   write the same text to PATH every 5 s (atomically:\n"
+	      "                        temp file + rename), for node_exporter's textfile\n"
+	      "                        collector\n"
 	      "  --max-attempts N      recoveries before a run fails (default 5)\n"
 	      "  --shared-group        DIR may be writable by its group (never by\n"
 	      "                        others); the store's files are made 0660\n"
@@ -97,7 +109,11 @@ static bool parse_sync(const char *s, ckr_flusher_opts *o)
 }
 
 enum { O_SEGMENT = 1, O_DB, O_CREATE, O_SIZE, O_LANES, O_MODE, O_SYNC, O_IDLE,
-       O_MAP, O_KEEP, O_ATTEMPTS, O_SHARED, O_HELP };
+       O_MAP, O_KEEP, O_ATTEMPTS, O_SHARED, O_HELP, O_KEEP_FAILED, O_METRICS,
+       O_METRICS_FILE };
+
+/* The options of the metrics exporter (tools/metrics_http.c). */
+static metrics_opts mopts;
 
 static const struct option long_opts[] = {
 	{ "segment", required_argument, NULL, O_SEGMENT },
@@ -112,6 +128,9 @@ static const struct option long_opts[] = {
 	{ "keep-completed", required_argument, NULL, O_KEEP },
 	{ "max-attempts", required_argument, NULL, O_ATTEMPTS },
 	{ "shared-group", no_argument, NULL, O_SHARED },
+	{ "keep-failed", required_argument, NULL, O_KEEP_FAILED },
+	{ "metrics", required_argument, NULL, O_METRICS },
+	{ "metrics-file", required_argument, NULL, O_METRICS_FILE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -161,9 +180,28 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 			o->map_size = v;
 			break;
 		case O_KEEP:
-			if (!parse_u64(a, &v) || v > UINT32_MAX)
-				return usage_error("bad --keep-completed", a);
+			if (!dur_parse(a, true, UINT32_MAX, &v))
+				return usage_error("bad --keep-completed (seconds, or a number "
+						   "with s, m, h or d)", a);
 			o->keep_completed_s = (uint32_t)v;
+			break;
+		case O_KEEP_FAILED:
+			if (!dur_parse(a, false, UINT32_MAX, &v))
+				return usage_error("bad --keep-failed (a number with s, m, h "
+						   "or d, e.g. 7d)", a);
+			o->prune_failed = true;
+			o->keep_failed_s = (uint32_t)v;
+			break;
+		case O_METRICS:
+			if (!metrics_addr_ok(a))
+				return usage_error("bad --metrics (ADDR:PORT, e.g. "
+						   "127.0.0.1:9464)", a);
+			mopts.listen = a;
+			break;
+		case O_METRICS_FILE:
+			if (!*a)
+				return usage_error("bad --metrics-file (a path)", a);
+			mopts.file = a;
 			break;
 		case O_ATTEMPTS:
 			if (!parse_u64(a, &v) || v == 0 || v > 1000)
@@ -256,7 +294,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ls.opening = false;
+	metrics *m = NULL;
+	if (mopts.listen || mopts.file) {
+		char err[512];
+		mopts.segment = o.segment;
+		mopts.db_dir = o.db_dir;
+		if (metrics_start(&mopts, f, &m, err, sizeof err) != 0) {
+			fprintf(stderr, "ckring-flusher: %s\n", err);
+			ckr_flusher_close(f);
+			return 1;
+		}
+		if (mopts.listen)
+			fprintf(stderr, "ckring-flusher: metrics on port %u (%s)\n",
+				metrics_port(m), mopts.listen);
+	}
 	rc = ckr_flusher_run(f, &stop_flag);
+	metrics_stop(m);
 	if (rc == CKR_ETRUNC) {
 		/* The engine's one line said what happened and what is kept. */
 		ckr_flusher_close(f);

@@ -2,7 +2,8 @@
  * ckring-inspect — the operator's view of a live segment and of the store.
  *
  *   ckring-inspect segment NAME [--json] [--records] [--watch]
- *   ckring-inspect db DIR [--json]
+ *   ckring-inspect db DIR [--json] [--state S] [--older-than DUR] [--limit N]
+ *                         [--after ID]
  *   ckring-inspect run DIR RUN_ID [--json] [--hex]
  *
  * Argument parsing and printing only, over the public headers: the segment
@@ -29,7 +30,9 @@
 #include <time.h>
 
 #include "ckring_store.h"
+#include "dur.h"
 #include "json.h"
+#include "lanewatch.h"
 
 #define PROG "ckring-inspect"
 
@@ -74,12 +77,17 @@ typedef struct opts {
 	const char *arg[2]; /* positional arguments after the command */
 	int n_args;
 	bool json, records, watch, hex;
+	/* db: a filtered page (ckr_store_query) instead of every run */
+	bool query;
+	int state_sel;       /* 0 none; 1..3 a ckr_run_state; 4 interrupted */
+	ckr_list_query q;
 } opts;
 
 static void usage(FILE *out)
 {
 	fputs("usage: " PROG " segment NAME [--json] [--records] [--watch]\n"
-	      "       " PROG " db DIR [--json]\n"
+	      "       " PROG " db DIR [--json] [--state S] [--older-than DUR] [--limit N]\n"
+	      "                          [--after ID]\n"
 	      "       " PROG " run DIR RUN_ID [--json] [--hex]\n"
 	      "Show a live ckring segment, or the runs kept in a flusher's store.\n\n"
 	      "  segment NAME   attach read-only: layout, lanes (owner, head, tail,\n"
@@ -90,7 +98,15 @@ static void usage(FILE *out)
 	      "  run DIR ID     one run's resume state (history or completed phases)\n\n"
 	      "  --json         one JSON document on stdout\n"
 	      "  --records      (segment) decode the records still in each lane\n"
-	      "  --watch        (segment) refresh every second with rates, until ^C\n"
+	      "  --watch        (segment) refresh every second with rates, lag and the\n"
+	      "                 age of the oldest unflushed event, until ^C\n"
+	      "  --state S      (db) only runs in state S: running, failed, completed\n"
+	      "                 or interrupted (running, owner not alive)\n"
+	      "  --older-than DUR  (db) only runs finished (running: last written)\n"
+	      "                 longer ago than DUR (a number with s, m, h or d)\n"
+	      "  --limit N      (db) at most N runs, in id order (default: all; with a\n"
+	      "                 filter, 1000); says how to ask for the next page\n"
+	      "  --after ID     (db) start after run ID (the last of the previous page)\n"
 	      "  --hex          (run) RUN_ID is given as hex bytes\n"
 	      "  --help         this text\n\n"
 	      "Exit status: 0 ok, 1 could not read the segment/store/run, 2 usage.\n",
@@ -110,7 +126,8 @@ static int fail(const char *what, const char *name, const char *why)
 	return 1;
 }
 
-enum { O_JSON = 1, O_RECORDS, O_WATCH, O_HEX, O_HELP };
+enum { O_JSON = 1, O_RECORDS, O_WATCH, O_HEX, O_HELP, O_STATE, O_OLDER, O_LIMIT,
+       O_AFTER };
 
 static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, O_JSON },
@@ -118,6 +135,10 @@ static const struct option long_opts[] = {
 	{ "watch", no_argument, NULL, O_WATCH },
 	{ "hex", no_argument, NULL, O_HEX },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "state", required_argument, NULL, O_STATE },
+	{ "older-than", required_argument, NULL, O_OLDER },
+	{ "limit", required_argument, NULL, O_LIMIT },
+	{ "after", required_argument, NULL, O_AFTER },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -140,7 +161,48 @@ static int check_command(const opts *o)
 		return usage_error("--hex applies to 'run' only", NULL);
 	if (o->watch && (o->json || o->records))
 		return usage_error("--watch cannot be combined with --json or --records", NULL);
+	if (!db && o->query)
+		return usage_error("--state, --older-than, --limit and --after apply to 'db' "
+				   "only", NULL);
 	return 0;
+}
+
+/* The db filters. @return 0; 2 usage error (reported). */
+static int parse_db_option(int c, const char *a, opts *o)
+{
+	static const char *const states[] = { "running", "failed", "completed",
+					      "interrupted" };
+	char *end;
+	unsigned long long v;
+	o->query = true;
+	switch (c) {
+	case O_STATE:
+		for (int i = 0; i < 4; i++)
+			if (strcmp(a, states[i]) == 0) {
+				o->state_sel = i + 1;
+				return 0;
+			}
+		return usage_error("bad --state (running, failed, completed or interrupted)", a);
+	case O_OLDER:
+		if (!dur_parse(a, false, UINT32_MAX * 100ull, &o->q.older_than_s))
+			return usage_error("bad --older-than (a number with s, m, h or d, "
+					   "e.g. 2h)", a);
+		o->q.by_age = true;
+		return 0;
+	case O_LIMIT:
+		errno = 0;
+		v = strtoull(a, &end, 10);
+		if (errno || end == a || *end || a[0] == '-' || v == 0 || v > 1000000)
+			return usage_error("bad --limit (1..1000000)", a);
+		o->q.limit = (size_t)v;
+		return 0;
+	default:
+		if (!*a || strlen(a) > CKR_RUN_ID_MAX)
+			return usage_error("bad --after (a run id of 1..64 bytes)", a);
+		o->q.after = a;
+		o->q.after_len = strlen(a);
+		return 0;
+	}
 }
 
 /* @return 0 parsed; 1 --help shown; 2 usage error (reported). */
@@ -159,6 +221,13 @@ static int parse_args(int argc, char **argv, opts *o)
 		case O_HEX: o->hex = true; break;
 		case 'h':
 		case O_HELP: usage(stdout); return 1;
+		case O_STATE:
+		case O_OLDER:
+		case O_LIMIT:
+		case O_AFTER:
+			if (parse_db_option(c, optarg, o))
+				return 2;
+			break;
 		default:
 			return usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
@@ -547,7 +616,14 @@ static void records_all(ckr_observer *ob, const seg_snap *s, json_w *w)
 /* segment: --watch                                                    */
 /* ------------------------------------------------------------------ */
 
-static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
+/*
+ * The same numbers as ckring-flusher's metrics: rates of the segment's
+ * counters, lag (ckring_lag_bytes), and the age of the oldest unflushed event
+ * (ckring_oldest_unflushed_age_seconds), measured the same way (lanewatch.h)
+ * from this process's own samples, every 100 ms.
+ */
+static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line,
+		       double oldest_s)
 {
 	const ckr_segment_info *n = &now->info, *p = prev ? &prev->info : NULL;
 	double dt = p ? (double)(n->taken_ns - p->taken_ns) / 1e9 : 0;
@@ -556,18 +632,21 @@ static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
 				   ? (double)(n->pushed - p->pushed) / dt : 0;
 	double drain_rate = dt > 0 && n->drained > p->drained
 				    ? (double)(n->drained - p->drained) / dt : 0;
+	double refuse_rate = dt > 0 && n->refused_full > p->refused_full
+				     ? (double)(n->refused_full - p->refused_full) / dt : 0;
 	char when[16] = "";
 	time_t t = time(NULL);
 	struct tm tm;
 	if (line % 20 == 0)
-		printf("%-8s %12s %10s %10s %12s %9s %8s %8s %6s  %s\n", "time", "pushed",
-		       "pushed/s", "drained/s", "lag_bytes", "lag_recs", "refused",
-		       "corrupt", "lanes", "flusher");
+		printf("%-8s %12s %10s %10s %12s %9s %8s %9s %8s %8s %6s  %s\n", "time",
+		       "pushed", "pushed/s", "drained/s", "lag_bytes", "lag_recs", "oldest_s",
+		       "refused/s", "refused", "corrupt", "lanes", "flusher");
 	if (localtime_r(&t, &tm))
 		strftime(when, sizeof when, "%H:%M:%S", &tm);
-	printf("%-8s %12" PRIu64 " %10.0f %10.0f %12" PRIu64 " %9" PRIu64 " %8" PRIu64
-	       " %8" PRIu64 " %6" PRIu32 "  %s", when, n->pushed, push_rate, drain_rate,
-	       n->lag_bytes, n->lag_records, n->refused_full, n->corrupt, n->attached,
+	printf("%-8s %12" PRIu64 " %10.0f %10.0f %12" PRIu64 " %9" PRIu64 " %8.1f %9.0f %8"
+	       PRIu64 " %8" PRIu64 " %6" PRIu32 "  %s", when, n->pushed, push_rate, drain_rate,
+	       n->lag_bytes, n->lag_records, oldest_s, refuse_rate, n->refused_full,
+	       n->corrupt, n->attached,
 	       !n->flusher_present ? "none" : n->flusher_alive ? "alive" : "DEAD");
 	if (n->flusher_alive && heartbeat_age_ms(now) >= 0)
 		printf(" (heartbeat %.1f ms ago)", heartbeat_age_ms(now));
@@ -575,23 +654,42 @@ static void watch_line(const seg_snap *now, const seg_snap *prev, unsigned line)
 	fflush(stdout);
 }
 
+/* The largest age of a lane's oldest unflushed event. */
+static double oldest_age(const lanewatch *lw, uint32_t n, uint64_t now)
+{
+	double m = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		double a = lw_age_s(lw, i, now);
+		m = a > m ? a : m;
+	}
+	return m;
+}
+
 static int watch(ckr_observer *ob, seg_snap *a, seg_snap *b)
 {
-	struct timespec one_s = { 1, 0 };
+	struct timespec tick = { 0, 100000000 }; /* sample 10 times a second */
+	lanewatch lw;
+	if (lw_init(&lw, a->info.lane_count) != 0)
+		return fail("segment", a->info.name, ckr_strerror(-ENOMEM));
 	install_handler(SIGINT, on_stop);
 	install_handler(SIGTERM, on_stop);
 	snap_take(ob, a);
-	watch_line(a, NULL, 0);
-	for (unsigned line = 1; !stop_watch; line++) {
-		nanosleep(&one_s, NULL);
+	lw_observe(&lw, a->lanes, a->info.lane_count, a->info.taken_ns);
+	watch_line(a, NULL, 0, 0);
+	for (unsigned t = 1, line = 1; !stop_watch; t++) {
+		nanosleep(&tick, NULL);
 		if (stop_watch)
 			break;
 		snap_take(ob, b);
-		watch_line(b, a, line);
-		seg_snap t = *a;
+		lw_observe(&lw, b->lanes, b->info.lane_count, b->info.taken_ns);
+		if (t % 10)
+			continue;
+		watch_line(b, a, line++, oldest_age(&lw, b->info.lane_count, b->info.taken_ns));
+		seg_snap x = *a;
 		*a = *b;
-		*b = t;
+		*b = x;
 	}
+	lw_free(&lw);
 	return 0;
 }
 
@@ -774,6 +872,47 @@ static void db_text(const char *dir, const ckr_run_info *v, size_t n)
 	}
 }
 
+/* One page (--state, --older-than, --limit, --after): ckr_store_query. */
+static int db_page(const opts *o, ckr_store *st)
+{
+	ckr_list_query q = o->q;
+	ckr_run_info *v = NULL;
+	size_t n = 0;
+	bool more = false;
+	q.which = o->state_sel == 4 ? CKR_LIST_INTERRUPTED : CKR_LIST_ALL;
+	q.state = o->state_sel >= 1 && o->state_sel <= 3 ? (ckr_run_state)o->state_sel : 0;
+	int rc = ckr_store_query(st, &q, &v, &n, &more);
+	if (rc)
+		return fail("store", o->arg[0], ckr_strerror(rc));
+	if (o->json) {
+		json_w w;
+		json_init(&w, stdout, 2);
+		json_obj(&w);
+		json_key(&w, "runs");
+		json_arr(&w);
+		for (size_t i = 0; i < n; i++)
+			json_run_info(&w, &v[i]);
+		json_end_arr(&w);
+		json_key(&w, "more"); json_bool(&w, more);
+		json_key(&w, "next_after");
+		if (more && n)
+			json_strn(&w, v[n - 1].id, v[n - 1].id_len);
+		else
+			json_null(&w);
+		json_end_obj(&w);
+		json_finish(&w);
+	} else {
+		db_text(o->arg[0], v, n);
+		if (more && n) {
+			printf("(more: --after ");
+			print_bytes(stdout, v[n - 1].id, v[n - 1].id_len);
+			printf(")\n");
+		}
+	}
+	free(v);
+	return 0;
+}
+
 static int cmd_db(const opts *o)
 {
 	ckr_store *st;
@@ -783,6 +922,11 @@ static int cmd_db(const opts *o)
 	int rc = store_open_ro(dir, &st);
 	if (rc)
 		return rc;
+	if (o->query) {
+		rc = db_page(o, st);
+		ckr_store_close(st);
+		return rc;
+	}
 	rc = ckr_store_list(st, CKR_LIST_ALL, &v, &n);
 	if (rc) {
 		ckr_store_close(st);
