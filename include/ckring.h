@@ -85,6 +85,12 @@ enum {
 	                           * close runs, or attach another client */
 	CKR_ECLOSED = -20015,     /* the ticket's run handle was closed and its
 	                           * slot reused: the outcome can't be told */
+	CKR_ENOSHIPPER = -20016,  /* REPLICATED asked, but no shipper serves the
+	                           * segment (the event is committed locally) */
+	CKR_EMOVED = -20017,      /* the run moved to another host (a shared
+	                           * database says so): it is not driven here */
+	CKR_ENOTLOST = -20018,    /* the run's host is alive (not declared lost,
+	                           * its lease has not expired) */
 };
 
 /*
@@ -155,6 +161,9 @@ typedef enum ckr_level {
 	CKR_LEVEL_IN_RING = 1,   /* in shared memory (true once the push returned) */
 	CKR_LEVEL_COMMITTED = 2, /* committed to LMDB by the flusher */
 	CKR_LEVEL_SYNCED = 3,    /* committed and fsync'd */
+	CKR_LEVEL_REPLICATED = 4,/* committed, and shipped to the shared
+	                          * PostgreSQL by ckring-ship (survives the loss
+	                          * of the host; implies COMMITTED, not SYNCED) */
 } ckr_level;
 
 /* What a push returns: where its record ends in which lane, and which
@@ -341,8 +350,12 @@ CKR_API void ckr_run_close(ckr_run *r);
  * level. Wakes the flusher if it sleeps. Not for the hot path.
  * @return 0 reached (and stored); CKR_EREJECTED the flusher rejected the
  *         event (known once it is committed, whatever level was asked);
- *         -ETIMEDOUT; -EPIPE no live flusher serves the segment (checked at
- *         least every 100 ms, also when it dies during the wait);
+ *         -ETIMEDOUT; -EPIPE no live flusher serves the segment and the
+ *         event is not committed (checked at least every 100 ms, also when
+ *         it dies during the wait); CKR_ENOSHIPPER (REPLICATED) the event
+ *         is committed but no shipper serves the segment (same checks);
+ *         CKR_EREJECTED also when the shared database refused the event
+ *         (its run moved to another host);
  *         -EINVAL bad ticket/level; CKR_ECLOSED the ticket's run handle was
  *         closed and its slot reused; CKR_EFORKED.
  */

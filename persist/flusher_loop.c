@@ -113,8 +113,8 @@ static int maybe_sync(ckr_flusher *f, bool force)
 	return 0;
 }
 
-/* Every tick (1 s): owners lost without a lane; every tenth: stale readers
- * and pruning. */
+/* Every tick (1 s): owners lost without a lane, the change log's shipped
+ * entries; every tenth: stale readers and pruning. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
@@ -124,6 +124,9 @@ static void housekeep(ckr_flusher *f)
 	int rc = ckr_flusher_end_lost_owners(f);
 	if (rc < 0)
 		ckr_flusher_log(f, CKR_LOG_WARN, "ending lost owners: %s", ckr_strerror(rc));
+	rc = ckr_store_log_trim(f->store, 0); /* the change log, up to what is shipped */
+	if (rc < 0)
+		ckr_flusher_log(f, CKR_LOG_WARN, "trimming the change log: %s", ckr_strerror(rc));
 	if (++f->housekeeps % 10 != 0)
 		return;
 	rc = ckr_store_reader_check(f->store);
