@@ -33,6 +33,13 @@ LDFLAGS += $(XLDFLAGS)
 # Both export exactly what their header declares (CKR_API, -fvisibility=
 # hidden, a version script in packaging/; tests/test_symbols.sh checks it).
 PROD_SRC  := $(wildcard shm/*.c ring/*.c event/*.c client/*.c)
+# The third library, libckring-fleet (include/ckring_fleet.h): the shipper
+# to PostgreSQL and recovery across hosts; links libpq, so the other two
+# never do. Built over the public headers only (like the tools).
+FLEET_SRC := $(wildcard fleet/*.c)
+FLEET_OBJ := $(FLEET_SRC:%.c=$(BUILD)/%.o)
+PG_CPPFLAGS := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+FLEET_LIBS := -lpq
 STORE_SRC := $(wildcard persist/*.c)
 PROD_OBJ  := $(PROD_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/%.o)
@@ -53,10 +60,12 @@ TOOLS     := $(TOOL_BINS) $(DEMO_BINS)
 PROD_TOOLS := $(BUILD)/bin/ckring-load
 # The benchmark harness (bench/): modules of ckring-bench, and the push probe.
 # Compiled against the public headers only (-Iinclude, no -I.).
-BENCH_SRC := $(filter-out bench/push_probe.c,$(wildcard bench/*.c))
+BENCH_SRC := $(filter-out bench/push_probe.c bench/ship_bench.c,$(wildcard bench/*.c))
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 BENCH_TOOLS := $(BUILD)/bench/ckring-push-probe
 TOOLS     += $(BUILD)/bin/ckring-bench
+# Tools over libckring-fleet (libpq).
+FLEET_TOOLS := $(BUILD)/bin/ckring-ship $(BUILD)/bin/ckring-recover
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
@@ -67,13 +76,14 @@ TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 TSAN_TESTS ?= test_ring_stress test_client_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
-               python3 spin clang libclang-rt-14-dev libsqlite3-dev
+               python3 spin clang libclang-rt-14-dev libsqlite3-dev \
+               postgresql libpq-dev
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
-        torture fuzz faults \
+        torture fuzz faults demo-fleet pg-torture bench-ship \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -95,9 +105,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-## lib: build libckring and libckring-store (.a and .so)
+## lib: build libckring, libckring-store and libckring-fleet (.a and .so)
 lib: $(BUILD)/libckring.a $(BUILD)/libckring.so $(BUILD)/libckring-store.a \
-     $(BUILD)/libckring-store.so
+     $(BUILD)/libckring-store.so $(BUILD)/libckring-fleet.a $(BUILD)/libckring-fleet.so
 
 $(BUILD)/libckring.a: $(PROD_OBJ)
 	$(call say,AR,$@)
@@ -118,6 +128,22 @@ $(BUILD)/libckring-store.so: $(STORE_OBJ) $(BUILD)/libckring.so packaging/libckr
 	$(Q)$(CC) -shared -Wl,-soname,libckring-store.so.1 \
 	  -Wl,--version-script=packaging/libckring-store.map -o $@ $(STORE_OBJ) \
 	  -L$(BUILD) -lckring $(LDFLAGS) $(STORE_LIBS) $(XLDLIBS)
+
+$(BUILD)/libckring-fleet.a: $(FLEET_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libckring-fleet.so: $(FLEET_OBJ) $(BUILD)/libckring-store.so packaging/libckring-fleet.map
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libckring-fleet.so.1 \
+	  -Wl,--version-script=packaging/libckring-fleet.map -o $@ $(FLEET_OBJ) \
+	  -L$(BUILD) -lckring-store -lckring $(LDFLAGS) $(FLEET_LIBS) $(STORE_LIBS) $(XLDLIBS)
+
+# The fleet library: public headers only, and libpq's.
+$(FLEET_OBJ): $(BUILD)/fleet/%.o: fleet/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -D_GNU_SOURCE -Iinclude $(PG_CPPFLAGS) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 $(BUILD)/libckring-test.a: $(HOOK_OBJ)
 	$(call say,AR,$@)
@@ -164,7 +190,14 @@ $(PROD_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring.a
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring.a $(LDFLAGS) $(PROD_LIBS) $(XLDLIBS)
 
-$(filter-out $(PROD_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
+$(FLEET_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-fleet.a \
+  $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-fleet.a $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS) -lm
+
+$(filter-out $(PROD_TOOLS) $(FLEET_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
   $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
@@ -272,6 +305,6 @@ uninstall:
 clean:
 	$(Q)rm -rf build build-asan build-tsan
 
--include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
+-include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(FLEET_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
   $(BENCH_OBJ:.o=.d) $(BUILD)/bench/push_probe.d $(BUILD)/tests/crc32c_check.d \
   $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)

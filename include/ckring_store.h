@@ -234,6 +234,8 @@ typedef struct ckr_change_row {
 	uint64_t seq;
 	uint32_t incarnation;  /* the incarnation that wrote it */
 	bool set_aside;        /* it was set aside by a claim since */
+	uint64_t writer;       /* the writer id it carries (0: a version-1 row) */
+	uint32_t slot;         /* ... and that writer's slot in its lane */
 	const uint8_t *data;
 	size_t size;
 } ckr_change_row;
@@ -269,12 +271,14 @@ typedef struct ckr_change {
 	uint64_t prefix_seq;     /* CLAIM: rows above it were set aside;
 	                          * IMPORT, RUN: the run's last sequence */
 	uint32_t attempts;       /* CLAIM, IMPORT, RUN */
-	ckr_kind run_kind;       /* RUN */
-	const char *label;       /* RUN */
+	/* RUN, and ROWS from seq 0 (the begin; from the run's record when its
+	 * begin row is gone): what the run was begun with. */
+	ckr_kind run_kind;
+	const char *label;
 	size_t label_len;
-	const uint8_t *meta;     /* RUN */
+	const uint8_t *meta;
 	size_t meta_len;
-	uint64_t created_ns;     /* RUN */
+	uint64_t created_ns;
 	uint8_t epoch[16];       /* MARK: the segment epoch of the positions */
 	const ckr_change_lane *lanes; /* MARK */
 	size_t n_lanes;
@@ -361,7 +365,9 @@ typedef struct ckr_import {
  * Import a run claimed elsewhere (in the shared database) as a run of this
  * store claimed by the calling process: RUNNING, the given incarnation, a
  * new writer id, this process its owner, its rows as given. The returned
- * claim reopens it (ckr_run_reopen) as for ckr_store_claim. Logged as
+ * claim reopens it (ckr_run_reopen) as for ckr_store_claim; once this
+ * process is gone the run is an ordinary interrupted run of this store. A
+ * local record of the id that was marked moved is replaced. Logged as
  * IMPORT. One write transaction.
  * @return 0; -EEXIST the store has a run of that id; -EINVAL rows not a
  *         begin followed by seq 1..n; CKR_ECORRUPT a row does not decode;
@@ -392,8 +398,10 @@ CKR_API void ckr_replica_publish(ckr_replica *r, const ckr_change_lane *lanes,
 				 size_t n);
 
 /* An event of writer (in lane, slot) at or after position pos was refused
- * by the shared database: its REPLICATED (and later) waits return
- * CKR_EREJECTED. Before the refused position is published. Can't fail. */
+ * by the shared database: its waits from there on return CKR_EREJECTED
+ * (pos is raised above the lane's published replicated position: what was
+ * replicated stays so). Before the refused position is published. Can't
+ * fail. */
 CKR_API void ckr_replica_reject(ckr_replica *r, uint32_t lane, uint32_t slot,
 				uint64_t writer, uint64_t pos);
 

@@ -100,6 +100,11 @@ void ckr_replica_reject(ckr_replica *r, uint32_t lane, uint32_t slot,
 {
 	if (lane >= r->seg.lane_count)
 		return;
+	/* relaxed: only this process writes the word. */
+	uint64_t repl = atomic_load_explicit(&r->lanes[lane].ctl->replicated,
+					     memory_order_relaxed);
+	if (pos <= repl)
+		pos = repl + 1;
 	ckr_lane_slot_reject(&r->lanes[lane], slot, writer, pos, CKR_REJECT_STALE);
 }
 

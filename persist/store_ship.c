@@ -47,8 +47,13 @@ static int row_add(rowbuf *b, uint64_t seq, uint32_t inc, bool aside, const MDB_
 		b->v = p;
 		b->cap = cap;
 	}
-	b->v[b->n++] = (ckr_change_row){ .seq = seq, .incarnation = inc, .set_aside = aside,
-					 .data = v->mv_data, .size = v->mv_size };
+	const uint8_t *d = v->mv_data;
+	bool v2 = v->mv_size >= 32 && d[0] == CKR_EVENT_VERSION;
+	b->v[b->n++] = (ckr_change_row){
+		.seq = seq, .incarnation = inc, .set_aside = aside,
+		.writer = v2 ? ckr_st_get_le(d + 16, 8) : 0,
+		.slot = v2 ? (uint32_t)ckr_st_get_le(d + 24, 4) : 0,
+		.data = v->mv_data, .size = v->mv_size };
 	return 0;
 }
 
@@ -124,6 +129,37 @@ static int cmp_row(const void *a, const void *b)
 	return x->incarnation < y->incarnation ? -1 : x->incarnation > y->incarnation;
 }
 
+/* What the run of a ROWS entry from seq 0 was begun with: its begin row,
+ * or (gone) its record. */
+static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
+{
+	ckr_event ev;
+	ckr_rec r;
+	if (c->n_rows && c->rows[0].seq == 0 &&
+	    ckr_event_decode(c->rows[0].data, c->rows[0].size, &ev) == 0 &&
+	    ev.type == CKR_EV_BEGIN) {
+		c->run_kind = ev.u.begin.kind;
+		c->label = ev.u.begin.label;
+		c->label_len = ev.u.begin.label_len;
+		c->meta = ev.u.begin.meta;
+		c->meta_len = ev.u.begin.meta_len;
+	}
+	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
+	if (rc == -ENOENT)
+		return 0; /* pruned since: its PRUNE entry follows */
+	if (rc)
+		return rc;
+	c->created_ns = r.created_ns;
+	if (!c->run_kind) {
+		c->run_kind = (ckr_kind)r.kind;
+		c->label = (const char *)r.label;
+		c->label_len = r.label_len;
+		c->meta = r.meta;
+		c->meta_len = r.meta_len;
+	}
+	return 0;
+}
+
 /* Decode entry (k, v) into *c (rows looked up for ROWS). */
 static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 			const MDB_val *v, ckr_change *c, rowbuf *b)
@@ -159,7 +195,7 @@ static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 			qsort(b->v, b->n, sizeof *b->v, cmp_row);
 		c->rows = b->v;
 		c->n_rows = b->n;
-		return 0;
+		return a == 0 ? begin_info(txn, s, c) : 0;
 	}
 	case CKR_CHANGE_FINISH:
 		c->finished_ns = a;
@@ -392,9 +428,11 @@ static int import_in(MDB_txn *txn, ckr_store *s, const ckr_import *im,
 	ckr_buf tmp = { 0 };
 	ckr_rec old;
 	int rc = ckr_st_rec_get(txn, s, im->id, im->id_len, &old, NULL);
-	if (rc == 0)
+	if (rc == 0 && !(old.flags & CKR_REC_MOVED))
 		return -EEXIST;
-	if (rc != -ENOENT)
+	if (rc == 0) /* it moved away once and comes back: replace it */
+		rc = ckr_st_rec_clear(txn, s, im->id, im->id_len, &old);
+	if (rc && rc != -ENOENT)
 		return rc;
 	rc = 0;
 	memset(r, 0, sizeof *r);
