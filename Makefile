@@ -233,7 +233,16 @@ $(BUILD)/bench/ckring-push-probe: $(BUILD)/bench/push_probe.o $(BUILD)/bench/clo
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 
-tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check
+# Helpers of the shipping tests (tests/fleet/): against libpq and the libraries.
+FLEET_HELPERS := $(BUILD)/tests/fleet/pgverify $(BUILD)/tests/fleet/fleet_drive
+
+$(FLEET_HELPERS): $(BUILD)/tests/fleet/%: tests/fleet/%.c $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(PG_CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS)
+
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
