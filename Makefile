@@ -293,6 +293,13 @@ torture: deps
 	$(Q)$(MAKE) --no-print-directory tools $(HOOK_TOOLS)
 	$(Q)BUILD=$(BUILD) bash tests/torture/torture.sh --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
+## pg-torture: shipper kills and PostgreSQL restarts under load, verified row by row (KILLS=50 RESTARTS=5 SEED=)
+KILLS    ?= 50
+RESTARTS ?= 5
+pg-torture: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) bash tests/pg_torture.sh --kills $(KILLS) --restarts $(RESTARTS) $(if $(SEED),--seed $(SEED))
+
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
 fuzz: deps
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
