@@ -242,7 +242,22 @@ $(FLEET_HELPERS): $(BUILD)/tests/fleet/%: tests/fleet/%.c $(BUILD)/libckring-sto
 	$(Q)$(CC) $(CPPFLAGS) $(PG_CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a \
 	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS)
 
-tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS)
+
+
+# The shipping benchmark's program (bench/ship_bench.sh): public headers, libpq.
+SHIP_BENCH := $(BUILD)/bench/ship_bench
+$(SHIP_BENCH): bench/ship_bench.c $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(PG_CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS)
+
+## bench-ship: ckring.ship vs pg.copy, push -> REPLICATED at 1 k/s, drain with and without a shipper
+bench-ship: deps
+	$(Q)$(MAKE) --no-print-directory tools $(SHIP_BENCH) $(FLEET_HELPERS)
+	$(Q)BUILD=$(BUILD) bash bench/ship_bench.sh
+
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS) $(SHIP_BENCH)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)

@@ -106,10 +106,57 @@ static size_t arena_put(ckr_shipper *sh, const void *p, size_t n)
 
 /* ---- reading a batch from the store ---- */
 
+static bool skipped(const ckr_shipper *sh, const uint8_t *id, size_t n)
+{
+	for (size_t i = 0; i < sh->n_skip; i++)
+		if (sh->skip_len[i] == n && memcmp(sh->skip[i], id, n) == 0)
+			return true;
+	return false;
+}
+
+static int skip_add(ckr_shipper *sh, const uint8_t *id, size_t n)
+{
+	if (skipped(sh, id, n))
+		return 0;
+	size_t cap = sh->cap_skip;
+	void *a = grow_array(sh->skip, &cap, sh->n_skip + 1, sizeof *sh->skip);
+	if (!a)
+		return -ENOMEM;
+	sh->skip = a;
+	cap = sh->cap_skip;
+	void *b = grow_array(sh->skip_len, &cap, sh->n_skip + 1, sizeof *sh->skip_len);
+	if (!b)
+		return -ENOMEM;
+	sh->skip_len = b;
+	sh->cap_skip = cap;
+	memcpy(sh->skip[sh->n_skip], id, n);
+	sh->skip_len[sh->n_skip++] = n;
+	return 0;
+}
+
+/* One row straight into the batch's COPY (the common case: no copy of
+ * its bytes in between). */
+static void copy_row(ckr_shipper *sh, const ckr_change *c, const ckr_change_row *s)
+{
+	fpg_copy_tuple(&sh->copy, 4);
+	fpg_copy_bytes(&sh->copy, c->id, c->id_len);
+	fpg_copy_i64(&sh->copy, (int64_t)s->seq);
+	fpg_copy_i32(&sh->copy, (int32_t)s->incarnation);
+	fpg_copy_bytes(&sh->copy, s->data, s->size);
+	sh->batch_rows++;
+}
+
+/*
+ * The rows of a change: into the COPY at once (the database's state of the
+ * run is not known yet: if the run turns out refused, the batch is read
+ * again without it, FSHIP_RETRY), set-aside rows and the rows of skipped
+ * runs into the arena, for statements.
+ */
 static int copy_rows(ckr_shipper *sh, op *o, const ckr_change *c)
 {
 	if (c->n_rows == 0)
 		return sh->batch_err;
+	bool direct = !skipped(sh, c->id, c->id_len);
 	row *r = grow_array(sh->rows, &sh->cap_rows, sh->n_rows + c->n_rows, sizeof *r);
 	if (!r)
 		return -ENOMEM;
@@ -118,13 +165,16 @@ static int copy_rows(ckr_shipper *sh, op *o, const ckr_change *c)
 	o->n_rows = c->n_rows;
 	for (size_t i = 0; i < c->n_rows; i++) {
 		const ckr_change_row *s = &c->rows[i];
+		bool in_copy = direct && !s->set_aside;
+		if (in_copy)
+			copy_row(sh, c, s);
 		sh->rows[sh->n_rows++] = (row){
 			.seq = s->seq, .inc = s->incarnation, .aside = s->set_aside,
-			.writer = s->writer, .slot = s->slot,
-			.off = arena_put(sh, s->data, s->size), .size = s->size };
+			.in_copy = in_copy, .writer = s->writer, .slot = s->slot,
+			.off = in_copy ? 0 : arena_put(sh, s->data, s->size), .size = s->size };
 		sh->batch_bytes += s->size;
 	}
-	return sh->batch_err;
+	return sh->batch_err ? sh->batch_err : sh->copy.err;
 }
 
 static int copy_change(ckr_shipper *sh, const ckr_change *c)
@@ -188,6 +238,8 @@ void fship_batch_reset(ckr_shipper *sh)
 	sh->n_ops = sh->n_rows = sh->n_lanes = sh->arena_len = sh->n_refs = 0;
 	sh->batch_bytes = 0;
 	sh->batch_err = 0;
+	sh->batch_rows = 0;
+	sh->copy.len = sh->copy.tuples = 0;
 	if (sh->runs_n) {
 		memset(sh->runs, 0, sh->runs_cap * sizeof *sh->runs);
 		sh->runs_n = 0;
@@ -356,6 +408,8 @@ static int add_rows_to_copy(ckr_shipper *sh, const op *o, runst *r, bool set_asi
 {
 	for (size_t i = 0; i < o->n_rows; i++) {
 		const row *w = &sh->rows[o->rows + i];
+		if (w->in_copy)
+			continue; /* there already */
 		if (w->aside) {
 			if (!set_aside_too)
 				continue;
@@ -376,15 +430,22 @@ static int add_rows_to_copy(ckr_shipper *sh, const op *o, runst *r, bool set_asi
 		fpg_copy_i64(&sh->copy, (int64_t)w->seq);
 		fpg_copy_i32(&sh->copy, (int32_t)w->inc);
 		fpg_copy_bytes(&sh->copy, sh->arena + w->off, w->size);
-		r->buffered = true;
-		sh->st.rows++;
+		sh->batch_rows++;
 	}
+	(void)r;
 	return sh->copy.err;
 }
 
-/* Refuse op: recorded in the database now, acted on after the commit. */
+/* Refuse op: recorded in the database now, acted on after the commit. A
+ * refused run whose rows are in the COPY makes the batch be read again
+ * without them. */
 static int refuse(ckr_shipper *sh, const op *o, runst *r)
 {
+	for (size_t i = 0; i < o->n_rows; i++)
+		if (sh->rows[o->rows + i].in_copy) {
+			int rc = skip_add(sh, o->id, o->id_len);
+			return rc ? rc : FSHIP_RETRY;
+		}
 	char num[24], inc[24], oinc[24];
 	u64s(num, o->number);
 	u64s(inc, o->inc);
@@ -454,9 +515,20 @@ static int apply_rows(ckr_shipper *sh, const op *o, runst *r)
 	return add_rows_to_copy(sh, o, r, true);
 }
 
+/*
+ * A statement on a run never needs the batch's COPY sent first: the rows
+ * were read from the store after every change of the batch was made, so a
+ * row still there belongs in the database at the batch's end whatever
+ * statement precedes it (a completion or prune that removed rows left none
+ * to copy; the rows a claim set aside are read as set aside; a pruned run
+ * begun again has its old rows deleted by the prune's statement, before
+ * the COPY). So one COPY per batch, sent last.
+ */
 static int before_statement(ckr_shipper *sh, const runst *r)
 {
-	return r->buffered ? flush_copy(sh) : 0;
+	(void)sh;
+	(void)r;
+	return 0;
 }
 
 static int apply_finish(ckr_shipper *sh, const op *o, runst *r)
@@ -720,7 +792,7 @@ static void attach_replica(ckr_shipper *sh)
 
 /* ---- one batch ---- */
 
-static int ship_batch(ckr_shipper *sh, size_t *n)
+static int ship_batch_once(ckr_shipper *sh, size_t *n)
 {
 	uint64_t last = sh->shipped;
 	char old[24], new[24];
@@ -765,6 +837,8 @@ static int ship_batch(ckr_shipper *sh, size_t *n)
 			sh->ready = false; /* handshake again */
 		return fship_rollback(sh, rc);
 	}
+	sh->n_skip = 0;
+	sh->st.rows += sh->batch_rows;
 	sh->shipped = last;
 	sh->st.shipped = last;
 	sh->st.changes += sh->n_ops;
@@ -774,6 +848,17 @@ static int ship_batch(ckr_shipper *sh, size_t *n)
 	publish_marks(sh);
 	write_back(sh, false);
 	return 0;
+}
+
+/* A batch, read again (at most a few times) when a refusal needs it. */
+static int ship_batch(ckr_shipper *sh, size_t *n)
+{
+	int rc;
+	for (int tries = 0;; tries++) {
+		rc = ship_batch_once(sh, n);
+		if (rc != FSHIP_RETRY || tries == 8)
+			return rc;
+	}
 }
 
 static int heartbeat(ckr_shipper *sh)

@@ -30,7 +30,8 @@ typedef struct row {
 	uint64_t seq, writer;
 	uint32_t inc, slot;
 	bool aside;
-	size_t off, size;          /* into the arena */
+	bool in_copy;              /* written into the batch's COPY already */
+	size_t off, size;          /* into the arena (when not in_copy) */
 } row;
 
 /* What the database says of a run, while the batch runs. */
@@ -92,7 +93,16 @@ struct ckr_shipper {
 	uint64_t *mark_pos;        /* per lane: the batch's latest mark */
 	uint32_t mark_lanes;
 	fpg_copy copy;
+	uint64_t batch_rows;       /* rows in the COPY of the batch */
+	/* Runs whose rows must not go into the COPY as they are read: a
+	 * refusal found them there, and the batch is read again without. */
+	uint8_t (*skip)[CKR_RUN_ID_MAX];
+	size_t *skip_len;
+	size_t n_skip, cap_skip;
 };
+
+/* A batch to read again: a refused run's rows were in its COPY. */
+#define FSHIP_RETRY (-EAGAIN)
 
 
 uint64_t fship_now_ns(void);

@@ -108,7 +108,9 @@ static int handshake(ckr_shipper *sh)
 	if (rc == 0)
 		rc = fpg_exec(sh->pg, sh->err, "COMMIT");
 	if (rc)
-		return fship_rollback(sh, rc);
+		return fship_rollback(sh, rc); /* FSHIP_RETRY: read again */
+	sh->n_skip = 0;
+	sh->st.rows += sh->batch_rows;
 	if (!found) {
 		sh->st.snapshots++;
 		fship_act_on_refusals(sh);
@@ -178,6 +180,8 @@ int fship_start(ckr_shipper *sh)
 		sh->st.reconnects++;
 	}
 	int rc = handshake(sh);
+	for (int tries = 0; rc == FSHIP_RETRY && tries < 8; tries++)
+		rc = handshake(sh); /* a refused run's rows were in the snapshot's COPY */
 	if (rc == 0)
 		rc = reconcile(sh);
 	if (rc)
@@ -294,6 +298,8 @@ void ckr_shipper_close(ckr_shipper *sh)
 	free(sh->arena);
 	free(sh->runs);
 	free(sh->refs);
+	free(sh->skip);
+	free(sh->skip_len);
 	free(sh->mark_pos);
 	free(sh->conninfo);
 	free(sh);
