@@ -294,6 +294,11 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(BUILD)/bin/ckring-demo
 
+## demo-fleet: the two-host story (ship to PostgreSQL, lose a host, recover on another), narrated
+demo-fleet: deps
+	$(Q)$(MAKE) --no-print-directory tools $(FLEET_HELPERS)
+	$(Q)BUILD=$(BUILD) bash demo/demo-fleet.sh
+
 ## bench: build and run the benchmark harness, ckring-bench (BENCHMARKS.md)
 bench: deps
 	$(Q)$(MAKE) --no-print-directory tools bench-tools

@@ -460,7 +460,6 @@ static int refuse(ckr_shipper *sh, const op *o, runst *r)
 			    (const int[]){ 0, 1, 0, 0, 0, 0 }, NULL);
 	if (rc)
 		return rc;
-	sh->st.refused++;
 	refusal *f = grow_array(sh->refs, &sh->cap_refs, sh->n_refs + 1, sizeof *f);
 	if (!f)
 		return -ENOMEM;
@@ -715,12 +714,17 @@ void fship_act_on_refusals(ckr_shipper *sh)
 		if (!f->mark)
 			continue;
 		int rc = ckr_store_mark_moved(sh->store, f->id, f->id_len, f->owner, f->owner_inc);
-		if (rc == 0)
+		if (rc == 0) {
 			sh->st.moved++;
-		fship_say(sh, CKR_LOG_WARN, "run '%.*s' moved to host %s (incarnation %u): its writes "
-		    "from this host are refused%s", (int)f->id_len, (const char *)f->id,
-		    f->owner, f->owner_inc, rc == 0 ? "; marked moved here" : "");
+			fship_say(sh, CKR_LOG_WARN, "run '%.*s' moved to host %s (incarnation %u): "
+				  "its writes from this host are refused; marked moved here",
+				  (int)f->id_len, (const char *)f->id, f->owner, f->owner_inc);
+		}
 	}
+	sh->st.refused += sh->n_refs;
+	if (sh->n_refs)
+		fship_say(sh, CKR_LOG_INFO, "%zu changes of runs that moved to other hosts "
+			  "refused (recorded in ckring_refused)", sh->n_refs);
 }
 
 static void publish_marks(ckr_shipper *sh)
