@@ -327,5 +327,8 @@ int main(int argc, char **argv)
 	       " failures\n", runs_seen, verified, acked, in_flight, errors);
 	ckr_store_close(local);
 	PQfinish(c);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].acks);
+	free(v);
 	return errors ? 1 : 0;
 }
