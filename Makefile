@@ -33,6 +33,13 @@ LDFLAGS += $(XLDFLAGS)
 # Both export exactly what their header declares (CKR_API, -fvisibility=
 # hidden, a version script in packaging/; tests/test_symbols.sh checks it).
 PROD_SRC  := $(wildcard shm/*.c ring/*.c event/*.c client/*.c)
+# The third library, libckring-fleet (include/ckring_fleet.h): the shipper
+# to PostgreSQL and recovery across hosts; links libpq, so the other two
+# never do. Built over the public headers only (like the tools).
+FLEET_SRC := $(wildcard fleet/*.c)
+FLEET_OBJ := $(FLEET_SRC:%.c=$(BUILD)/%.o)
+PG_CPPFLAGS := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+FLEET_LIBS := -lpq
 STORE_SRC := $(wildcard persist/*.c)
 PROD_OBJ  := $(PROD_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/%.o)
@@ -55,10 +62,12 @@ TOOLS     := $(TOOL_BINS) $(DEMO_BINS)
 PROD_TOOLS := $(BUILD)/bin/ckring-load
 # The benchmark harness (bench/): modules of ckring-bench, and the push probe.
 # Compiled against the public headers only (-Iinclude, no -I.).
-BENCH_SRC := $(filter-out bench/push_probe.c,$(wildcard bench/*.c))
+BENCH_SRC := $(filter-out bench/push_probe.c bench/ship_bench.c,$(wildcard bench/*.c))
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 BENCH_TOOLS := $(BUILD)/bench/ckring-push-probe
 TOOLS     += $(BUILD)/bin/ckring-bench
+# Tools over libckring-fleet (libpq).
+FLEET_TOOLS := $(BUILD)/bin/ckring-ship $(BUILD)/bin/ckring-recover
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
@@ -74,13 +83,14 @@ TSAN_TESTS ?= test_ring_stress test_client_threads test_metrics_threads
 
 DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
                python3 spin clang libclang-rt-14-dev libsqlite3-dev golang-go \
-               libmicrohttpd-dev libjansson-dev liburcu-dev prometheus curl
+               libmicrohttpd-dev libjansson-dev prometheus curl postgresql libpq-dev
 
 # Keep intermediate objects (tests and tools are built through them).
 .SECONDARY:
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
         torture admin-torture fuzz faults go-test bench-go go-example \
+        demo-fleet pg-torture bench-ship \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -102,9 +112,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-## lib: build libckring and libckring-store (.a and .so)
+## lib: build libckring, libckring-store and libckring-fleet (.a and .so)
 lib: $(BUILD)/libckring.a $(BUILD)/libckring.so $(BUILD)/libckring-store.a \
-     $(BUILD)/libckring-store.so
+     $(BUILD)/libckring-store.so $(BUILD)/libckring-fleet.a $(BUILD)/libckring-fleet.so
 
 $(BUILD)/libckring.a: $(PROD_OBJ)
 	$(call say,AR,$@)
@@ -125,6 +135,22 @@ $(BUILD)/libckring-store.so: $(STORE_OBJ) $(BUILD)/libckring.so packaging/libckr
 	$(Q)$(CC) -shared -Wl,-soname,libckring-store.so.1 \
 	  -Wl,--version-script=packaging/libckring-store.map -o $@ $(STORE_OBJ) \
 	  -L$(BUILD) -lckring $(LDFLAGS) $(STORE_LIBS) $(XLDLIBS)
+
+$(BUILD)/libckring-fleet.a: $(FLEET_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libckring-fleet.so: $(FLEET_OBJ) $(BUILD)/libckring-store.so packaging/libckring-fleet.map
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libckring-fleet.so.1 \
+	  -Wl,--version-script=packaging/libckring-fleet.map -o $@ $(FLEET_OBJ) \
+	  -L$(BUILD) -lckring-store -lckring $(LDFLAGS) $(FLEET_LIBS) $(STORE_LIBS) $(XLDLIBS)
+
+# The fleet library: public headers only, and libpq's.
+$(FLEET_OBJ): $(BUILD)/fleet/%.o: fleet/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -D_GNU_SOURCE -Iinclude $(PG_CPPFLAGS) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 $(BUILD)/libckring-test.a: $(HOOK_OBJ)
 	$(call say,AR,$@)
@@ -178,7 +204,14 @@ $(BUILD)/bin/ckring-flusher $(BUILD)/hooks/bin/ckring-flusher: $(BUILD)/tools/me
 $(BUILD)/bin/ckring-flusher $(BUILD)/hooks/bin/ckring-flusher: TOOL_EXTRA = $(FLUSHER_EXTRA)
 $(BUILD)/bin/ckring-admin: TOOL_EXTRA = -ljansson
 
-$(filter-out $(PROD_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
+$(FLEET_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-fleet.a \
+  $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-fleet.a $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS) -lm
+
+$(filter-out $(PROD_TOOLS) $(FLEET_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \
   $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
@@ -214,7 +247,31 @@ $(BUILD)/bench/ckring-push-probe: $(BUILD)/bench/push_probe.o $(BUILD)/bench/clo
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 
-tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check
+# Helpers of the shipping tests (tests/fleet/): against libpq and the libraries.
+FLEET_HELPERS := $(BUILD)/tests/fleet/pgverify $(BUILD)/tests/fleet/fleet_drive
+
+$(FLEET_HELPERS): $(BUILD)/tests/fleet/%: tests/fleet/%.c $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(PG_CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS)
+
+
+
+# The shipping benchmark's program (bench/ship_bench.sh): public headers, libpq.
+SHIP_BENCH := $(BUILD)/bench/ship_bench
+$(SHIP_BENCH): bench/ship_bench.c $(BUILD)/libckring-store.a $(BUILD)/libckring.a
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(PG_CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libckring-store.a \
+	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS)
+
+## bench-ship: ckring.ship vs pg.copy, push -> REPLICATED at 1 k/s, drain with and without a shipper
+bench-ship: deps
+	$(Q)$(MAKE) --no-print-directory tools $(SHIP_BENCH) $(FLEET_HELPERS)
+	$(Q)BUILD=$(BUILD) bash bench/ship_bench.sh
+
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS) $(SHIP_BENCH)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
@@ -250,6 +307,11 @@ model: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(BUILD)/bin/ckring-demo
+
+## demo-fleet: the two-host story (ship to PostgreSQL, lose a host, recover on another), narrated
+demo-fleet: deps
+	$(Q)$(MAKE) --no-print-directory tools $(FLEET_HELPERS)
+	$(Q)BUILD=$(BUILD) bash demo/demo-fleet.sh
 
 ## bench: build and run the benchmark harness, ckring-bench (BENCHMARKS.md)
 bench: deps
@@ -289,6 +351,13 @@ admin-torture: deps
 	  CKR_ADMIN_TORTURE_SECONDS=$(ADMIN_SECONDS) $(if $(SEED),CKR_SEED=$(SEED)) \
 	  $(BUILD)/tests/test_admin_crash
 
+## pg-torture: shipper kills and PostgreSQL restarts under load, verified row by row (KILLS=50 RESTARTS=5 SEED=)
+KILLS    ?= 50
+RESTARTS ?= 5
+pg-torture: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) bash tests/pg_torture.sh --kills $(KILLS) --restarts $(RESTARTS) $(if $(SEED),--seed $(SEED))
+
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
 fuzz: deps
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
@@ -310,6 +379,6 @@ uninstall:
 clean:
 	$(Q)rm -rf build build-asan build-tsan
 
--include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
+-include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(FLEET_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
   $(BENCH_OBJ:.o=.d) $(BUILD)/bench/push_probe.d $(BUILD)/tests/crc32c_check.d \
   $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)

@@ -96,6 +96,12 @@ enum {
 	                           * be trusted: a symbolic link, another
 	                           * owner, writable by others, or a
 	                           * data.mdb/lock.mdb that is not a plain file */
+	CKR_ENOSHIPPER = -20017,  /* REPLICATED asked, but no shipper serves the
+	                           * segment (the event is committed locally) */
+	CKR_EMOVED = -20018,      /* the run moved to another host (a shared
+	                           * database says so): it is not driven here */
+	CKR_ENOTLOST = -20019,    /* the run's host is alive (not declared lost,
+	                           * its lease has not expired) */
 };
 
 /*
@@ -166,6 +172,9 @@ typedef enum ckr_level {
 	CKR_LEVEL_IN_RING = 1,   /* in shared memory (true once the push returned) */
 	CKR_LEVEL_COMMITTED = 2, /* committed to LMDB by the flusher */
 	CKR_LEVEL_SYNCED = 3,    /* committed and fsync'd */
+	CKR_LEVEL_REPLICATED = 4,/* committed, and shipped to the shared
+	                          * PostgreSQL by ckring-ship (survives the loss
+	                          * of the host; implies COMMITTED, not SYNCED) */
 } ckr_level;
 
 /* What a push returns: where its record ends in which lane, and which
@@ -354,8 +363,12 @@ CKR_API void ckr_run_close(ckr_run *r);
  * level. Wakes the flusher if it sleeps. Not for the hot path.
  * @return 0 reached (and stored); CKR_EREJECTED the flusher rejected the
  *         event (known once it is committed, whatever level was asked);
- *         -ETIMEDOUT; -EPIPE no live flusher serves the segment (checked at
- *         least every 100 ms, also when it dies during the wait);
+ *         -ETIMEDOUT; -EPIPE no live flusher serves the segment and the
+ *         event is not committed (checked at least every 100 ms, also when
+ *         it dies during the wait); CKR_ENOSHIPPER (REPLICATED) the event
+ *         is committed but no shipper serves the segment (same checks);
+ *         CKR_EREJECTED also when the shared database refused the event
+ *         (its run moved to another host);
  *         -EINVAL bad ticket/level; CKR_ECLOSED the ticket's run handle was
  *         closed and its slot reused; CKR_EFORKED.
  */

@@ -409,6 +409,211 @@ typedef struct ckr_store_census {
 CKR_API int ckr_store_census_get(ckr_store *s, ckr_store_census *out);
 
 /* ------------------------------------------------------------------ */
+/* The change log: what a shipper follows (persist/FORMAT.md, schema 3) */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every change to the store is also recorded, in the same LMDB write
+ * transaction, as a numbered entry of its change log (1, 2, ...): the rows a
+ * flusher batch stored (per run, a range of sequence numbers of one
+ * incarnation), a run finished, a recovery claim, a prune, a run imported
+ * from another host, and per batch a mark of the lane positions it
+ * committed. A shipper (libckring-fleet, ckring-ship) reads the log in order,
+ * applies it elsewhere and writes back the position it has shipped; the
+ * flusher trims what is shipped (or, while no shipper ever registered,
+ * everything). Readers see a consistent snapshot: a change and its rows come
+ * from one read transaction.
+ */
+typedef enum ckr_change_kind {
+	CKR_CHANGE_ROWS = 1,   /* rows of a run stored by a flusher batch */
+	CKR_CHANGE_FINISH = 2, /* the run completed or failed */
+	CKR_CHANGE_CLAIM = 3,  /* a recovery claim: next incarnation */
+	CKR_CHANGE_PRUNE = 4,  /* a finished run pruned */
+	CKR_CHANGE_IMPORT = 5, /* a run imported from another host */
+	CKR_CHANGE_MARK = 6,   /* lane positions a flusher batch committed */
+	CKR_CHANGE_RUN = 7,    /* a whole run (snapshots only) */
+} ckr_change_kind;
+
+/* One stored row (an event in its wire encoding, persist/FORMAT.md). */
+typedef struct ckr_change_row {
+	uint64_t seq;
+	uint32_t incarnation;  /* the incarnation that wrote it */
+	bool set_aside;        /* it was set aside by a claim since */
+	uint64_t writer;       /* the writer id it carries (0: a version-1 row) */
+	uint32_t slot;         /* ... and that writer's slot in its lane */
+	const uint8_t *data;
+	size_t size;
+} ckr_change_row;
+
+/* A lane's committed position (MARK). */
+typedef struct ckr_change_lane {
+	uint32_t lane;
+	uint64_t pos;
+} ckr_change_lane;
+
+/* One change; pointers are valid during the callback only. */
+typedef struct ckr_change {
+	uint64_t number;         /* its place in the log; snapshots: 0 */
+	ckr_change_kind kind;
+	uint8_t id[CKR_RUN_ID_MAX];
+	size_t id_len;           /* 0 for MARK */
+	uint32_t incarnation;    /* ROWS: of the rows; CLAIM/IMPORT: the new
+	                          * one; FINISH/PRUNE/RUN: the run's */
+	uint32_t lane;           /* ROWS: the lane the rows came through */
+	uint64_t seq_lo, seq_hi; /* ROWS: the range stored */
+	/* ROWS: the rows of the range that exist now (rows the run lost since,
+	 * completed or pruned, are absent; rows a claim set aside since are
+	 * flagged); RUN: every row and set-aside row. In seq order. */
+	const ckr_change_row *rows;
+	size_t n_rows;
+	ckr_run_state state;     /* FINISH, RUN */
+	const uint8_t *error;    /* FINISH, RUN: failed runs */
+	size_t error_len;
+	uint64_t finished_ns;    /* FINISH, RUN */
+	bool cleared;            /* FINISH, RUN: events were removed */
+	bool removed;            /* PRUNE: the record was removed (failed) */
+	bool moved;              /* RUN: marked moved to another host */
+	uint64_t prefix_seq;     /* CLAIM: rows above it were set aside;
+	                          * IMPORT, RUN: the run's last sequence */
+	uint32_t attempts;       /* CLAIM, IMPORT, RUN */
+	/* RUN, and ROWS from seq 0 (the begin; from the run's record when its
+	 * begin row is gone): what the run was begun with. */
+	ckr_kind run_kind;
+	const char *label;
+	size_t label_len;
+	const uint8_t *meta;
+	size_t meta_len;
+	uint64_t created_ns;
+	uint8_t epoch[16];       /* MARK: the segment epoch of the positions */
+	const ckr_change_lane *lanes; /* MARK */
+	size_t n_lanes;
+} ckr_change;
+
+/* Called per change; a non-zero return stops the walk and is returned. */
+typedef int (*ckr_change_fn)(void *ctx, const ckr_change *c);
+
+/*
+ * Walk the log from the entry after `after`, at most max entries (0: no
+ * bound), in one read transaction. *last gets the number of the last entry
+ * given to fn (after, when none).
+ * @return 0; the callback's non-zero return; CKR_ETRUNC the entry after
+ *         `after` was trimmed already (the shipped position is behind what
+ *         the store kept: re-ship from a snapshot); -ENOMEM; -EIO;
+ *         CKR_ECORRUPT an entry that does not decode.
+ * Any thread of any process, concurrently with the flusher.
+ */
+CKR_API int ckr_store_changes(ckr_store *s, uint64_t after, size_t max,
+			      ckr_change_fn fn, void *ctx, uint64_t *last);
+
+/*
+ * Every run of the store, as RUN changes, in one read transaction, and the
+ * log position it reflects (*at: every entry <= *at is in it, none after).
+ * @return as ckr_store_changes.
+ */
+CKR_API int ckr_store_snapshot(ckr_store *s, ckr_change_fn fn, void *ctx,
+			       uint64_t *at);
+
+typedef struct ckr_log_info {
+	uint64_t last;        /* the last entry written (0: none yet) */
+	uint64_t first;       /* the first entry kept (last + 1: none kept) */
+	uint64_t shipped;     /* what a shipper reported shipped */
+	bool registered;      /* a shipper registered: entries above
+	                       * `shipped` are kept for it */
+	uint8_t store_id[16]; /* random, made with the log: names the store */
+	char segment[CKR_NAME_MAX + 1]; /* the segment it serves ("" none) */
+} ckr_log_info;
+
+/* The log's state. @return 0; -EIO. */
+CKR_API int ckr_store_log_info(ckr_store *s, ckr_log_info *out);
+
+/*
+ * A shipper registers: from now on the flusher keeps every entry above the
+ * shipped position (registering the first time sets it to the last entry:
+ * ship a snapshot first). Then it reports each position it shipped, which
+ * only ever grows; the flusher trims the entries at or below it.
+ * @return 0; -EROFS; -EIO.
+ */
+CKR_API int ckr_store_ship_register(ckr_store *s, ckr_log_info *out);
+CKR_API int ckr_store_ship_position(ckr_store *s, uint64_t shipped);
+
+/*
+ * Drop the log entries at or below what may be dropped (the shipped
+ * position, or all when no shipper registered), at most max (0: 65536) in
+ * one write transaction. The flusher calls it every second.
+ * @return the number dropped, or a negative error.
+ */
+CKR_API int ckr_store_log_trim(ckr_store *s, size_t max);
+
+/*
+ * The run moved to another host (its shared record says so): make the
+ * local record terminal (FAILED, flagged moved, error "moved to host HOST
+ * (incarnation N)") so it is never driven or claimed here again; its
+ * writer's next events are rejected. Not logged (it mirrors the shared
+ * record). @return 0; -ENOENT; CKR_ETERMINAL it had finished (left as it
+ * is); -EROFS; -EIO.
+ */
+CKR_API int ckr_store_mark_moved(ckr_store *s, const void *id, size_t id_len,
+				 const char *host, uint32_t incarnation);
+
+/* A run brought in from another host's shared record (ckr_store_adopt). */
+typedef struct ckr_adopt {
+	const void *id;
+	size_t id_len;
+	uint32_t incarnation;  /* the incarnation claimed for this host */
+	uint32_t attempts;
+	const ckr_change_row *rows; /* begin (seq 0) then 1..n, gap-free */
+	size_t n_rows;
+	uint64_t created_ns;
+} ckr_adopt;
+
+/*
+ * Adopt a run claimed elsewhere (in the shared database) as a run of this
+ * store claimed by the calling process: RUNNING, the given incarnation, a
+ * new writer id, this process its owner, its rows as given. The returned
+ * claim reopens it (ckr_run_reopen) as for ckr_store_claim; once this
+ * process is gone the run is an ordinary interrupted run of this store. A
+ * local record of the id that was marked moved is replaced. Logged as
+ * IMPORT. One write transaction.
+ * @return 0; -EEXIST the store has a run of that id; -EINVAL rows not a
+ *         begin followed by seq 1..n; CKR_ECORRUPT a row does not decode;
+ *         -EROFS; -ENOSPC; -EIO.
+ */
+CKR_API int ckr_store_adopt(ckr_store *s, const ckr_adopt *im, ckr_claim *out);
+
+/* ------------------------------------------------------------------ */
+/* Publishing REPLICATED (a shipper's half of ckr_wait)                */
+/* ------------------------------------------------------------------ */
+
+typedef struct ckr_replica ckr_replica;
+
+/*
+ * Serve segment NAME as its one shipper: take the shipper's kernel lock
+ * (ckr_wait's CKR_ENOSHIPPER says when nobody holds it) and map the lanes'
+ * replicated words. @return 0; -EBUSY another shipper serves it; the errors
+ * of ckr_client_attach's segment checks.
+ */
+CKR_API int ckr_replica_open(const char *name, ckr_replica **out);
+
+/* The segment's epoch (positions of another epoch mean nothing here). */
+CKR_API void ckr_replica_epoch(const ckr_replica *r, uint8_t epoch[16]);
+
+/* Publish: every lane's replicated position grows to pos (never shrinks),
+ * then waiters are woken. Can't fail. */
+CKR_API void ckr_replica_publish(ckr_replica *r, const ckr_change_lane *lanes,
+				 size_t n);
+
+/* An event of writer (in lane, slot) at or after position pos was refused
+ * by the shared database: its waits from there on return CKR_EREJECTED
+ * (pos is raised above the lane's published replicated position: what was
+ * replicated stays so). Before the refused position is published. Can't
+ * fail. */
+CKR_API void ckr_replica_reject(ckr_replica *r, uint32_t lane, uint32_t slot,
+				uint64_t writer, uint64_t pos);
+
+/* Release the lock and unmap. NULL is allowed. */
+CKR_API void ckr_replica_close(ckr_replica *r);
+
+/* ------------------------------------------------------------------ */
 /* The flusher engine (the body of ckring-flusher)                     */
 /* ------------------------------------------------------------------ */
 

@@ -11,6 +11,8 @@
 #   bin/ckring-*                     (every tool built in BUILD/bin)
 #   share/man/man1/ckring-*.1
 #   lib/systemd/system/ckring-flusher@.service   (documentation: not enabled)
+#   lib/libckring-fleet.*, include/ckring_fleet.h, ckring-fleet.pc,
+#   lib/systemd/system/ckring-ship@.service      (the shipper; libpq)
 # DESTDIR may be empty. Paths inside the installed files name PREFIX, not
 # DESTDIR, so a staged tree (DESTDIR=/tmp/stage) is what a package would hold.
 # Exit status: 0 done; 1 a build output is missing or a copy failed; 2 usage.
@@ -82,6 +84,7 @@ install_lib() { # NAME: libNAME.a, libNAME.so (soname, .0 file, dev link)
 install_libs() {
   install_lib ckring
   install_lib ckring-store
+  install_lib ckring-fleet
 }
 
 install_tools() {
@@ -102,14 +105,18 @@ install_docs() {
   done
   subst 0644 "$here/ckring-flusher@.service" \
     "$root/lib/systemd/system/ckring-flusher@.service"
+  subst 0644 "$here/ckring-ship@.service" \
+    "$root/lib/systemd/system/ckring-ship@.service"
 }
 
 do_install() {
   install_libs
   put 0644 "$top/include/ckring.h" "$root/include/ckring.h"
   put 0644 "$top/include/ckring_store.h" "$root/include/ckring_store.h"
+  put 0644 "$top/include/ckring_fleet.h" "$root/include/ckring_fleet.h"
   subst 0644 "$here/ckring.pc.in" "$root/lib/pkgconfig/ckring.pc"
   subst 0644 "$here/ckring-store.pc.in" "$root/lib/pkgconfig/ckring-store.pc"
+  subst 0644 "$here/ckring-fleet.pc.in" "$root/lib/pkgconfig/ckring-fleet.pc"
   install_tools
   install_docs
 }
@@ -120,6 +127,9 @@ do_uninstall() {
   for f in "$root"/lib/libckring.a "$root"/lib/libckring.so "$root"/lib/libckring.so.* \
            "$root"/lib/libckring-store.a "$root"/lib/libckring-store.so \
            "$root"/lib/libckring-store.so.* \
+           "$root"/lib/libckring-fleet.a "$root"/lib/libckring-fleet.so \
+           "$root"/lib/libckring-fleet.so.* "$root/include/ckring_fleet.h" \
+           "$root/lib/pkgconfig/ckring-fleet.pc" "$root/lib/systemd/system/ckring-ship@.service" \
            "$root/include/ckring.h" "$root/include/ckring_store.h" \
            "$root/lib/pkgconfig/ckring.pc" "$root/lib/pkgconfig/ckring-store.pc" \
            "$root"/bin/ckring-* "$root"/share/man/man1/ckring-*.1 \

@@ -3,7 +3,8 @@
 # packaging/libckring.map (the CKR_API functions of include/ckring.h, and
 # the CKR_SHARED internals libckring-store calls) and
 # packaging/libckring-store.map (the CKR_API functions of
-# include/ckring_store.h). Run it after changing a declaration;
+# include/ckring_store.h), packaging/libckring-fleet.map (those of
+# include/ckring_fleet.h). Run it after changing a declaration;
 # tests/test_symbols.sh fails until the maps agree with the headers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,11 @@ node() { # NAME PARENT FUNCTIONS...
   mapfile -t api < <(bash packaging/exports.sh include/ckring_store.h)
   node CKRING_0.2 "" "${api[@]}"
 } >packaging/libckring-store.map
+{
+  echo "/* The ABI of libckring-fleet: exactly the CKR_API functions of"
+  echo " * include/ckring_fleet.h. Written by packaging/write_maps.sh;"
+  echo " * tests/test_symbols.sh checks that the header, this script and the"
+  echo " * built library agree. */"
+  mapfile -t api < <(bash packaging/exports.sh include/ckring_fleet.h)
+  node CKRING_0.2 "" "${api[@]}"
+} >packaging/libckring-fleet.map

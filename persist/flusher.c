@@ -592,6 +592,7 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 	fl->pending = fl->rpos;
 	fl->pending_records = 0;
 	fl->free_after = 0;
+	ckr_batch_from_lane(b, i);
 	while (*n < BATCH_MAX_EVENTS && *bytes < BATCH_MAX_BYTES) {
 		ckr_lane_read_hinted(&fl->lane, fl->pending, gone, &fl->tail_hint, f->buf,
 				     f->buf_cap, &rec);

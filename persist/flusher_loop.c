@@ -116,7 +116,8 @@ static int maybe_sync(ckr_flusher *f, bool force)
 }
 
 /* Every tick (1 s): owners lost without a lane, one bounded retention step
- * (retention.c) and the metrics' counters; every tenth: stale readers. */
+ * (retention.c), the metrics' counters, the change log's shipped entries;
+ * every tenth: stale readers. */
 static void housekeep(ckr_flusher *f)
 {
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
@@ -128,6 +129,9 @@ static void housekeep(ckr_flusher *f)
 		ckr_flusher_log(f, CKR_LOG_WARN, "ending lost owners: %s", ckr_strerror(rc));
 	ckr_flusher_retention(f);
 	ckr_fm_publish(f);
+	rc = ckr_store_log_trim(f->store, 0); /* the change log, up to what is shipped */
+	if (rc < 0)
+		ckr_flusher_log(f, CKR_LOG_WARN, "trimming the change log: %s", ckr_strerror(rc));
 	if (++f->housekeeps % 10 != 0)
 		return;
 	rc = ckr_store_reader_check(f->store);

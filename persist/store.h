@@ -25,7 +25,7 @@
 #include "event/event.h"
 #include "shm/proc.h"
 
-#define CKR_STORE_SCHEMA 2
+#define CKR_STORE_SCHEMA 3
 
 /* The LMDB map is full (MDB_MAP_FULL): grow it and replay the batch. Never
  * escapes the flusher; distinct from -ENOSPC, which means the disk is full. */
@@ -115,6 +115,11 @@ int ckr_batch_begin(ckr_store *s, ckr_batch **out);
  */
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
 		    size_t raw_len, const ckr_identity *from, ckr_apply *what);
+
+/* The events applied next arrive through lane `lane` (the change log
+ * records it with their rows: a shipper reports a refusal in that lane's
+ * writer slots). Can't fail. */
+void ckr_batch_from_lane(ckr_batch *b, uint32_t lane);
 
 /*
  * W1: keep the report of a rejected event (writer, slot, reason) at its end

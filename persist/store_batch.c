@@ -40,12 +40,16 @@
  * and a write per event: the per-event work is the event row alone. Nothing
  * else reads run records inside the batch's transaction.
  *
+ * The change log (changelog.h): every row stored, every finish and every
+ * lane position of the batch is logged in the batch's own transaction.
+ *
  * Errors: a full map is CKR_STORE_MAPFULL (store.h: abort, ckr_store_grow,
  * replay the batch), a full disk at commit -ENOSPC. Any error kills the
  * batch (LMDB's transaction is unusable after MDB_MAP_FULL): later calls
  * return the same error; only commit/abort free it.
  * Concurrency: one batch per store at a time, used by one thread.
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -84,6 +88,7 @@ typedef struct cached_run {
 	bool dirty;                /* to be written at commit */
 	ckr_rec r;                 /* its texts point into `texts` */
 	ckr_buf texts;             /* owned: the record value, or the texts */
+	ckr_clog_range log;        /* its rows not logged yet */
 } cached_run;
 
 /* Open addressing, power-of-two capacity, at most half full. */
@@ -102,6 +107,7 @@ struct ckr_batch {
 	uint64_t counts[C_COUNT];         /* added to `counters` at commit */
 	ckr_buf tmp;                      /* record encoding */
 	run_cache runs;
+	ckr_clog clog;                    /* the change log's batch state */
 };
 
 static void run_cache_free(run_cache *c)
@@ -116,6 +122,7 @@ static void batch_free(ckr_batch *b)
 	ckr_st_batch_mark(false);
 	atomic_store(b->s->batch_open, false);
 	run_cache_free(&b->runs);
+	ckr_clog_free(&b->clog);
 	free(b->tmp.p);
 	free(b);
 }
@@ -270,7 +277,9 @@ static int run_cache_flush(ckr_batch *b)
 		cached_run *e = &b->runs.slot[i];
 		if (!e->id_len || !e->dirty)
 			continue;
-		int rc = ckr_st_rec_put(b->txn, b->s, e->id, e->id_len, &e->r, &b->tmp);
+		int rc = ckr_clog_flush(&b->clog, b->txn, b->s, &e->log, e->id, e->id_len);
+		if (rc == 0)
+			rc = ckr_st_rec_put(b->txn, b->s, e->id, e->id_len, &e->r, &b->tmp);
 		if (rc)
 			return rc;
 		e->dirty = false;
@@ -331,6 +340,8 @@ static int apply_begin(ckr_batch *b, const ckr_event *ev, const void *raw,
 		return rc;
 	/* No row can be left at (run, 0) without a record: overwrite. */
 	rc = ckr_st_err(put_event(b, ev, raw, raw_len, 0));
+	if (rc == 0)
+		rc = ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len, 1, 0);
 	if (rc)
 		return rc;
 	e->present = e->dirty = true;
@@ -406,7 +417,8 @@ static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
 	memcpy(r->epoch, b->epoch, CKR_EPOCH_BYTES);
 	e->dirty = true;
 	b->counts[CKR_APPLY_STORED]++;
-	return 0;
+	return ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len,
+			    ev->incarnation, ev->seq);
 }
 
 static int apply_end(ckr_batch *b, const ckr_event *ev, const ckr_identity *from,
@@ -431,7 +443,7 @@ static int apply_end(ckr_batch *b, const ckr_event *ev, const ckr_identity *from
 	}
 	if (rc == 0)
 		e->dirty = true;
-	return rc;
+	return rc ? rc : ckr_clog_finish(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len, r);
 }
 
 int ckr_batch_apply(ckr_batch *b, const ckr_event *ev, const void *raw,
@@ -553,6 +565,8 @@ int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
 	ckr_st_put_be32(kb + CKR_EPOCH_BYTES, lane);
 	ckr_st_put_le(vb, pos, 8);
 	rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_CURSORS], &k, &v, 0));
+	if (rc == 0)
+		rc = ckr_clog_cursor(&b->clog, epoch, lane, pos);
 	return rc ? batch_fail(b, rc) : 0;
 }
 
@@ -698,6 +712,8 @@ int ckr_batch_commit(ckr_batch *b)
 	rc = b->err;
 	if (rc == 0)
 		rc = run_cache_flush(b);
+	if (rc == 0)
+		rc = ckr_clog_commit(&b->clog, b->txn, b->s);
 	for (int i = 0; rc == 0 && i < C_COUNT; i++)
 		if (b->counts[i])
 			rc = add_counter(b, counter_names[i], b->counts[i]);
@@ -715,4 +731,9 @@ void ckr_batch_abort(ckr_batch *b)
 		return;
 	ckr_st_txn_abort(b->s, b->txn);
 	batch_free(b);
+}
+
+void ckr_batch_from_lane(ckr_batch *b, uint32_t lane)
+{
+	ckr_clog_lane(&b->clog, lane);
 }

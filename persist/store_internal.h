@@ -13,6 +13,8 @@
  *   store_admin.c    operator actions: fail / retry / export / import
  *   store_query.c    paged queries and the census (metrics)
  *   retention.c      pruning in bounded steps (ckring-admin, the flusher)
+ *   changelog.c      the change log: entries, registration, trimming
+ *   store_ship.c     reading the log and snapshots; moved marks; imports
  */
 #ifndef CKR_STORE_INTERNAL_H
 #define CKR_STORE_INTERNAL_H
@@ -38,6 +40,7 @@ enum ckr_db {
 	CKR_DB_COUNTERS,
 	CKR_DB_SET_ASIDE,
 	CKR_DB_REJECTIONS,
+	CKR_DB_CHANGES,            /* schema 3: the change log */
 	CKR_DB_COUNT
 };
 
@@ -87,6 +90,8 @@ struct ckr_store {
 #define CKR_REC_CLEARED 0x1u   /* flags: events and metadata removed */
 #define CKR_REC_REMOVING 0x2u  /* flags: being pruned (retention.c): rows
                                 * may remain; the record goes when they do */
+#define CKR_REC_MOVED 0x4u     /* flags: the run moved to another host */
+#define CKR_REC_IMPORTED 0x8u  /* flags: imported from another host */
 #define CKR_REC_ERROR_MAX 4096 /* longest error kept in a record */
 
 /* A decoded run record. label/meta/error point into the decoded bytes. */
@@ -242,6 +247,11 @@ int ckr_st_put_u32(MDB_txn *txn, MDB_dbi dbi, const char *key, uint32_t val);
 /* Migrate a schema-1 store to schema 2 inside txn (store_migrate.c).
  * @return 0; CKR_ECORRUPT; CKR_STORE_MAPFULL; -ENOMEM; -EIO. */
 int ckr_st_migrate_1_to_2(MDB_txn *txn, ckr_store *s);
+
+/* Migrate a schema-2 store to schema 3 inside txn: the change log
+ * (created empty by the caller's open), its meta keys, schema 3.
+ * @return 0; CKR_STORE_MAPFULL; -EIO. */
+int ckr_st_migrate_2_to_3(MDB_txn *txn, ckr_store *s);
 
 static inline void ckr_st_put_be64(uint8_t *p, uint64_t v)
 {

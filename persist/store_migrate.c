@@ -1,6 +1,15 @@
 /*
- * store_migrate.c — schema 1 (the first round) → schema 2, in place, inside
- * the flusher's opening write transaction: all of it or none of it.
+ * store_migrate.c — schema 1 (the first round) → schema 2 → schema 3, in
+ * place, inside the flusher's opening write transaction: all of it or none
+ * of it.
+ *
+ * 2 → 3 (the change log, persist/changelog.c): the `changes` database
+ * (created empty by the caller's open), meta `store_id` (16 random bytes)
+ * and `log_last` = 0, schema = 3. Nothing else changes: run records keep
+ * version 2 (flag bits 2 and 3, moved and imported, are new and 0; bit 1 is
+ * "being removed", retention.c).
+ *
+ * 1 → 2:
  *
  *   runs     record version 1 (96-byte header) → version 2 (136 bytes): the
  *            owner nonce, pid namespace and writer id are 0 (unknown: no
@@ -13,6 +22,7 @@
  *   meta     schema = 2. The segment binding is made by the next flusher.
  *   events   rows stay as they are: event version 1 decodes (writer 0).
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -144,5 +154,13 @@ int ckr_st_migrate_1_to_2(MDB_txn *txn, ckr_store *s)
 		rc = migrate_owners(txn, s);
 	if (rc == 0)
 		rc = ckr_st_err(ckr_st_put_u32(txn, s->dbi[CKR_DB_META], "schema", 2));
+	return rc;
+}
+
+int ckr_st_migrate_2_to_3(MDB_txn *txn, ckr_store *s)
+{
+	int rc = ckr_clog_init_meta(txn, s);
+	if (rc == 0)
+		rc = ckr_st_err(ckr_st_put_u32(txn, s->dbi[CKR_DB_META], "schema", 3));
 	return rc;
 }

@@ -14,6 +14,7 @@
  * Concurrency: open and close are thread-safe (registry_lock). A handle is
  * used as store.h says.
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -372,12 +373,16 @@ static int init_rw(ckr_store *s, uint32_t max_attempts)
 		rc = read_schema(txn, s->dbi[CKR_DB_META], &schema);
 	else
 		rc = ckr_st_err(rc);
-	if (rc == 0 && schema != 1 && schema != CKR_STORE_SCHEMA)
+	if (rc == 0 && (schema < 1 || schema > CKR_STORE_SCHEMA))
 		rc = CKR_EVERSION;
 	if (rc == 0)
 		rc = open_dbs(s, txn, MDB_CREATE);
 	if (rc == 0 && schema == 1)
 		rc = ckr_st_migrate_1_to_2(txn, s);
+	if (rc == 0 && schema <= 2)
+		rc = ckr_st_migrate_2_to_3(txn, s);
+	else if (rc == 0)
+		rc = ckr_clog_init_meta(txn, s); /* a new store */
 	if (rc == 0)
 		rc = ckr_st_err(ckr_st_put_u32(txn, s->dbi[CKR_DB_META], "max_attempts",
 					       max_attempts ? max_attempts

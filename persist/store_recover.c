@@ -21,6 +21,7 @@
  * batch open on the same environment (LMDB allows one write transaction
  * per thread).
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -381,6 +382,8 @@ static int claim_write(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		r->error = (const uint8_t *)EXHAUSTED;
 		r->error_len = sizeof EXHAUSTED - 1;
 		rc = ckr_st_rec_put(txn, s, id, id_len, r, tmp);
+		if (rc == 0)
+			rc = ckr_clog_put_finish(txn, s, id, id_len, r);
 		return rc ? rc : CKR_EEXHAUSTED;
 	}
 	out->gap_seq = r->last_seq > r->prefix_seq ? r->prefix_seq + 1 : 0;
@@ -398,7 +401,9 @@ static int claim_write(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	r->owner = *self;
 	r->writer = writer;
 	rc = ckr_st_current_epoch(txn, s, r->epoch, &epoch_set);
-	return rc ? rc : ckr_st_rec_put(txn, s, id, id_len, r, tmp);
+	if (rc == 0)
+		rc = ckr_st_rec_put(txn, s, id, id_len, r, tmp);
+	return rc ? rc : ckr_clog_put_claim(txn, s, id, id_len, r, moved);
 }
 
 static void fill_claim(ckr_claim *out, const uint8_t *id, size_t id_len,
@@ -887,11 +892,15 @@ static int prune_one(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 		return rc;
 	if (r.state == CKR_RUN_COMPLETED) {
 		rc = ckr_st_rec_clear(txn, s, id, id_len, &r);
-		return rc ? rc : ckr_st_rec_put(txn, s, id, id_len, &r, tmp);
+		if (rc == 0)
+			rc = ckr_st_rec_put(txn, s, id, id_len, &r, tmp);
+		return rc ? rc : ckr_clog_put_prune(txn, s, id, id_len, &r, false);
 	}
 	rc = ckr_st_delete_run_rows(txn, s, CKR_DB_EVENTS, id, id_len);
 	if (rc == 0)
 		rc = ckr_st_delete_run_rows(txn, s, CKR_DB_SET_ASIDE, id, id_len);
+	if (rc == 0)
+		rc = ckr_clog_put_prune(txn, s, id, id_len, &r, true);
 	return rc ? rc : ckr_st_err(mdb_del(txn, s->dbi[CKR_DB_RUNS], &k, NULL));
 }
 

@@ -9,6 +9,7 @@
  *   +0   line 0  owner, owner_nonce, owner_pidns (attach / detach / reclaim)
  *   +64  line 1  tail, head_cache, refused_full   (producers)
  *   +128 line 2  head, synced, drained       (the consumer)
+ *   +192 line 3  replicated                  (the shipper, ckring-ship)
  *
  * No counter is touched on the push fast path: "pushed" is derived as
  * drained (records the flusher consumed) + the records still in the lane.
@@ -72,7 +73,12 @@ typedef struct ckr_lane_ctl {
 	_Atomic uint64_t synced;
 	_Atomic uint64_t drained;     /* records consumed (persisted/skipped) */
 	uint8_t pad2[40];
-	uint8_t pad3[64];
+	/* line 3: the shipper (persist/replica.c). Was padding in every
+	 * layout-2 segment, so zero there (ftruncate): a segment made before
+	 * shipping existed reads "nothing replicated", and code that predates
+	 * it never reads the word; no layout bump is needed. */
+	_Atomic uint64_t replicated;  /* everything below is in PostgreSQL */
+	uint8_t pad3[56];
 } ckr_lane_ctl;
 
 _Static_assert(sizeof(ckr_lane_ctl) == CKR_LANE_CTL_SIZE, "lane ctl size");

@@ -14,7 +14,8 @@
  *
  * Kernel locks (OFD locks, F_OFD_SETLK) on bytes of the object, never on
  * its contents: byte 0 is held by the flusher serving the segment, byte
- * 1 + i by the owner of lane i (ring/PROTOCOL.md, "Lane tenure"). The kernel
+ * 1 + i by the owner of lane i (ring/PROTOCOL.md, "Lane tenure"), byte
+ * 1 + CKR_MAX_LANES by the shipper, if one runs. The kernel
  * drops them when the holder dies or execs; they work across pid namespaces.
  * They are taken through an open file description that is never mapped and
  * that a forked child does not keep (segment.c), so they end with the
@@ -59,6 +60,9 @@
 #define CKR_MAX_WRITERS 65536
 #define CKR_LOCK_FLUSHER 0            /* lock byte of the flusher slot */
 #define CKR_LOCK_LANE(i) (1 + (uint64_t)(i)) /* lock byte of lane i */
+/* Lock byte of the shipper (ckring-ship), past every lane's: held while a
+ * shipper publishes REPLICATED for the segment (persist/replica.c). */
+#define CKR_LOCK_SHIPPER (1 + (uint64_t)CKR_MAX_LANES)
 
 /* Immutable after creation. */
 typedef struct ckr_seg_header {

@@ -44,6 +44,12 @@ const char *ckr_strerror(int err)
 		return "the ticket's run handle was closed and its slot reused: its outcome can't be told";
 	case CKR_EUNSAFE:
 		return "the store directory or a file in it is not safe to use (a symbolic link, another owner, writable by others, or a data.mdb/lock.mdb that is not a plain file)";
+	case CKR_ENOSHIPPER:
+		return "no shipper serves the segment: the event is committed locally but cannot reach REPLICATED (start ckring-ship)";
+	case CKR_EMOVED:
+		return "the run moved to another host: it is not driven here";
+	case CKR_ENOTLOST:
+		return "the run's host is alive (not declared lost and its lease has not expired)";
 	case -EAGAIN:
 		return "ring full (nothing was pushed; try again)";
 	case -E2BIG:

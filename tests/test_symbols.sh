@@ -65,6 +65,22 @@ n_all=$(nm -D --defined-only "$BUILD/libckring-store.so" | awk '$2 ~ /^[TDBRW]$/
 [ "$n_all" = "$(wc -l <"$T/sapi")" ] ||
   { echo "FAIL: libckring-store.so exports $n_all symbols, not $(wc -l <"$T/sapi")"; fail=1; }
 
+# libckring-fleet: public node only; it alone links libpq.
+if [ -f "$BUILD/libckring-fleet.so" ]; then
+  bash packaging/exports.sh include/ckring_fleet.h >"$T/fapi"
+  map_node packaging/libckring-fleet.map CKRING_0.2 >"$T/fmap"
+  exported "$BUILD/libckring-fleet.so" CKRING_0.2 >"$T/fexp"
+  same "packaging/libckring-fleet.map vs the CKR_API of include/ckring_fleet.h" "$T/fapi" "$T/fmap" &&
+  same "libckring-fleet.so exports vs include/ckring_fleet.h" "$T/fapi" "$T/fexp" &&
+    echo "ok - libckring-fleet.so: $(wc -l <"$T/fapi") API symbols, as include/ckring_fleet.h documents"
+  for lib in libckring.so libckring-store.so; do
+    if readelf -d "$BUILD/$lib" | grep -q 'libpq'; then echo "FAIL: $lib links libpq"; fail=1; fi
+  done
+  echo "ok - only libckring-fleet links libpq"
+else
+  echo "FAIL: $BUILD/libckring-fleet.so is missing (make lib)"; fail=1
+fi
+
 quiet() { # ARCHIVE [EXTRA_FORBIDDEN_REGEX]
   local bad re='^(printf|fprintf|vfprintf|puts|fputs|putchar|fputc|perror|fwrite|raise|abort|exit|_exit|getenv|signal|sigaction)$'
   [ $# -lt 2 ] || re="$re|$2"
@@ -77,4 +93,5 @@ quiet() { # ARCHIVE [EXTRA_FORBIDDEN_REGEX]
 }
 quiet "$BUILD/libckring.a" '^mdb_'
 quiet "$BUILD/libckring-store.a"
+quiet "$BUILD/libckring-fleet.a"
 exit "$fail"
