@@ -103,8 +103,12 @@ static ckr_lane_state lane_state(const ckr_observer *o, const ckr_lane *l,
 		return CKR_LANE_FREE;
 	if (owner & CKR_OWNER_DETACHED)
 		return CKR_LANE_DETACHED;
-	return ckr_lane_tenure_gone(&o->seg, l, owner) ? CKR_LANE_OWNER_GONE
-						       : CKR_LANE_ATTACHED;
+	/* The snapshot's owner word with the generation loaded now: a tenure
+	 * that changed since the snapshot is not called gone. */
+	ckr_tenure t = ckr_lane_tenure(l);
+	t.owner = owner;
+	return ckr_lane_tenure_gone(&o->seg, l, t) ? CKR_LANE_OWNER_GONE
+						   : CKR_LANE_ATTACHED;
 }
 
 static uint32_t writers_in_use(const ckr_lane *l)

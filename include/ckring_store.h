@@ -695,6 +695,16 @@ CKR_API int ckr_flusher_open(const ckr_flusher_opts *opts, ckr_flusher **out);
  */
 CKR_API int ckr_flusher_run(ckr_flusher *f, const volatile int *stop);
 
+/*
+ * Make a running ckr_flusher_run() see *stop at once: call it after setting
+ * *stop (from a signal handler too: it is async-signal-safe). Without it the
+ * loop sees *stop within its idle bound, or, asleep with no lane owned,
+ * within a second. (The engine's own threads block asynchronous signals, so
+ * a process-directed SIGTERM reaches the application's threads.) NULL is
+ * allowed. Can't fail.
+ */
+CKR_API void ckr_flusher_interrupt(ckr_flusher *f);
+
 /* One drain pass: at most one batch. *n_events gets the records consumed.
  * @return 0; CKR_ETRUNC as ckr_flusher_run(); a store error. */
 CKR_API int ckr_flusher_drain_once(ckr_flusher *f, size_t *n_events);

@@ -39,10 +39,10 @@ typedef struct consumer_lane {
 	uint64_t records;     /* records read since the last release */
 	uint64_t free_after;  /* drained with its tenure gone: free at release */
 	uint64_t tail_hint;   /* the last tail seen (ckr_lane_read_hinted) */
-	/* G, cached: the verdict on the tenure of owner word owner_seen,
-	 * taken before the reads that use it (C0); "gone" is final for that
-	 * word, which cannot change until we free the lane. */
-	uint64_t owner_seen;
+	/* G, cached: the verdict on tenure `seen` (owner word and
+	 * generation), taken before the reads that use it (C0); "gone" is
+	 * final for that tenure, which cannot change until we free the lane. */
+	ckr_tenure seen;
 	uint64_t owner_checked_ns;
 	uint32_t empties;
 	bool gone;
@@ -150,14 +150,14 @@ uint64_t ckr_consumer_unreleased(const ckr_consumer *c, uint32_t lane)
  * gone" verdict is older than max_age_ns. A free lane (0) is not gone. */
 static void refresh_gone(ckr_consumer *c, consumer_lane *cl, uint64_t max_age_ns)
 {
-	uint64_t owner = ckr_lane_owner(&cl->lane);
-	if (owner == cl->owner_seen && cl->gone)
+	ckr_tenure t = ckr_lane_tenure(&cl->lane);
+	if (ckr_tenure_eq(t, cl->seen) && cl->gone)
 		return;
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (owner != cl->owner_seen || now - cl->owner_checked_ns > max_age_ns) {
-		cl->owner_seen = owner;
+	if (!ckr_tenure_eq(t, cl->seen) || now - cl->owner_checked_ns > max_age_ns) {
+		cl->seen = t;
 		cl->owner_checked_ns = now;
-		cl->gone = owner != 0 && ckr_lane_tenure_gone(&c->seg, &cl->lane, owner);
+		cl->gone = ckr_lane_tenure_gone(&c->seg, &cl->lane, t);
 	}
 }
 
@@ -211,7 +211,7 @@ int ckr_consumer_read(ckr_consumer *c, uint32_t lane, void *buf, size_t cap, siz
 		case CKR_READ_EMPTY:
 			cl->pos = rec.next;
 			if (gone) /* drained with no writer left: free at release */
-				cl->free_after = cl->owner_seen;
+				cl->free_after = cl->seen.owner;
 			else if (++cl->empties % IDLE_CHECK_EVERY == 1)
 				refresh_gone(c, cl, IDLE_LIVENESS_NS); /* for a later read */
 			return -ENODATA;
@@ -257,7 +257,7 @@ int ckr_consumer_release(ckr_consumer *c, uint32_t lane)
 						  memory_order_relaxed);
 		cl->free_after = 0;
 		cl->gone = false; /* the lane is free: a new tenure may start */
-		cl->owner_seen = 0;
+		cl->seen = (ckr_tenure){ 0, 0 };
 	}
 	return 0;
 }

@@ -385,22 +385,22 @@ void ckr_flusher_heartbeat(ckr_flusher *f)
 /* ------------------------------------------------------------------ */
 
 /* G for a lane (ring/lane.h ckr_lane_tenure_gone). The lock is probed only
- * when the owner word changed or the cached answer is older than
- * `max_age_ns`; a cached "gone" is final for that owner word. A free lane (0)
- * is not gone: it may be attached now. */
-static bool tenure_gone(ckr_flusher *f, flusher_lane *fl, uint64_t owner,
+ * when the tenure (owner word and generation) changed or the cached answer
+ * is older than `max_age_ns`; a cached "gone" is final for that tenure. A
+ * free lane (0) is not gone: it may be attached now. */
+static bool tenure_gone(ckr_flusher *f, flusher_lane *fl, ckr_tenure t,
 			uint64_t max_age_ns)
 {
-	if (owner == 0)
+	if (t.owner == 0)
 		return false;
-	if (owner & CKR_OWNER_DETACHED)
+	if (t.owner & CKR_OWNER_DETACHED)
 		return true;
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (owner != fl->owner_seen ||
+	if (!ckr_tenure_eq(t, fl->seen) ||
 	    (!fl->owner_gone && now - fl->owner_checked_ns > max_age_ns)) {
-		fl->owner_seen = owner;
+		fl->seen = t;
 		fl->owner_checked_ns = now;
-		fl->owner_gone = ckr_lane_tenure_gone(&f->seg, &fl->lane, owner);
+		fl->owner_gone = ckr_lane_tenure_gone(&f->seg, &fl->lane, t);
 	}
 	return fl->owner_gone;
 }
@@ -428,19 +428,20 @@ static bool lane_has_work(ckr_flusher *f, flusher_lane *fl)
 {
 	if (ckr_flusher_lane_moved(fl))
 		return true;
-	uint64_t owner = ckr_lane_owner(&fl->lane);
-	if (owner == 0)
+	ckr_tenure t = ckr_lane_tenure(&fl->lane);
+	if (t.owner == 0)
 		return false;
-	if (owner & CKR_OWNER_DETACHED)
+	if (t.owner & CKR_OWNER_DETACHED)
 		return true;
-	if (owner == fl->owner_seen && fl->owner_gone)
+	bool same = ckr_tenure_eq(t, fl->seen);
+	if (same && fl->owner_gone)
 		return true;
 	uint64_t now = ckr_now_ns(CLOCK_MONOTONIC);
-	if (owner == fl->owner_seen && now < fl->next_check_ns)
+	if (same && now < fl->next_check_ns)
 		return false;
 	bool stuck = ckr_lane_tail(&fl->lane) != fl->rpos;
 	fl->next_check_ns = now + LIVENESS_EVERY_NS;
-	return tenure_gone(f, fl, owner, stuck ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS);
+	return tenure_gone(f, fl, t, stuck ? LIVENESS_EVERY_NS : IDLE_LIVENESS_EVERY_NS);
 }
 
 /* Does any lane other than `self` hold identity id (token and nonce)? */
@@ -460,19 +461,49 @@ static bool identity_in_other_lane(ckr_flusher *f, uint32_t self, const ckr_iden
 	return false;
 }
 
+/* The candidates of E2: owners of running runs dead by /proc, then the
+ * identities marked gone. *out malloc'd. */
+static int lost_owners(ckr_flusher *f, ckr_identity **out, size_t *n)
+{
+	ckr_identity *gone = NULL;
+	size_t n_gone = 0;
+	int rc = ckr_store_dead_owners(f->store, out, n);
+	if (rc == 0)
+		rc = ckr_store_gone_owners(f->store, &gone, &n_gone);
+	if (rc == 0 && n_gone) {
+		ckr_identity *all = realloc(*out, (*n + n_gone) * sizeof *all);
+		if (all) {
+			memcpy(all + *n, gone, n_gone * sizeof *gone);
+			*out = all;
+			*n += n_gone;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	free(gone);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
 /*
- * E2: a run's owner that holds no lane and whose token is dead (a
- * recoverer that claimed a run and died before it attached, or an owner
- * that detached cleanly and then died) has nothing in the ring: end it.
- * Death is judged before the lanes are scanned, so the owner cannot attach
- * a lane in between. Owners of another pid namespace are left alone: /proc
- * can't judge them (their runs are freed by their lanes' locks, E1).
+ * E2: an identity whose image is gone — a run's owner whose token is dead
+ * by /proc (a recoverer that claimed a run and died before it attached, or
+ * an owner that detached cleanly and then died), or one marked gone by a
+ * dropped lock while it held another lane (an exec, E1) — and that holds no
+ * lane has nothing in the ring: end it. The image is judged gone before the
+ * lanes are scanned, so the owner cannot attach a lane in between (F3).
+ * Owners of another pid namespace are left to their lanes' locks: /proc
+ * can't judge them.
  */
 int ckr_flusher_end_lost_owners(ckr_flusher *f)
 {
 	ckr_identity *dead = NULL;
 	size_t n_dead = 0;
-	int rc = ckr_store_dead_owners(f->store, &dead, &n_dead);
+	int rc = lost_owners(f, &dead, &n_dead);
 	if (rc)
 		return rc;
 	ckr_batch *b = NULL;
@@ -584,8 +615,9 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 {
 	flusher_lane *fl = &f->lanes[i];
 	/* C0: the tenure's verdict before any seal of the pass is loaded. */
-	uint64_t owner = ckr_lane_owner(&fl->lane);
-	bool gone = tenure_gone(f, fl, owner, LIVENESS_EVERY_NS);
+	ckr_tenure t = ckr_lane_tenure(&fl->lane);
+	uint64_t owner = t.owner;
+	bool gone = tenure_gone(f, fl, t, LIVENESS_EVERY_NS);
 	ckr_identity from;
 	ckr_lane_owner_identity(&fl->lane, owner, &from);
 	ckr_lane_record rec;
@@ -617,18 +649,31 @@ static int drain_lane(ckr_flusher *f, ckr_batch *b, uint32_t i, size_t *n,
 }
 
 /*
- * E1: the tenure of a lane to be freed ended its identity when it ended by
- * a dropped lock (death or exec), or its token is dead; and no other lane
- * holds that identity (its other lanes are still to be drained).
+ * E1 for lane i, drained and to be freed: its identity is ended when its
+ * image is gone — the tenure ended by a dropped lock (death or exec: G saw
+ * it), its token is dead by /proc, or an earlier dropped lock marked it gone
+ * — and then no other lane holds it (its other lanes are still to be
+ * drained). The image is judged gone before the lanes are scanned: a
+ * process found dead cannot attach a lane after the scan, but a live one
+ * could attach, push and die between a scan and a later /proc look
+ * (ring/model/claim.pml, finding F3). A dropped lock while another lane
+ * still holds the identity marks it gone, so that it is ended when its last
+ * lane goes even if /proc calls it alive then (an exec'd image keeps pid
+ * and start time; finding F4), by this rule or by E2.
  */
-static bool tenure_ends_identity(ckr_flusher *f, uint32_t i, const ckr_identity *id)
+static int end_or_mark(ckr_flusher *f, ckr_batch *b, uint32_t i)
 {
 	uint64_t owner = f->lanes[i].free_after;
-	if (identity_in_other_lane(f, i, id))
-		return false;
-	if (!(owner & CKR_OWNER_DETACHED))
-		return true;
-	return ckr_proc_judge(id->token, id->pidns) == CKR_PROC_DEAD;
+	ckr_identity id;
+	ckr_lane_owner_identity(&f->lanes[i].lane, owner, &id);
+	bool dropped = !(owner & CKR_OWNER_DETACHED);
+	bool image_gone = dropped || ckr_batch_owner_is_gone(b, &id) ||
+			  ckr_proc_judge(id.token, id.pidns) == CKR_PROC_DEAD;
+	if (!image_gone)
+		return 0;
+	if (!identity_in_other_lane(f, i, &id))
+		return ckr_batch_owner_ended(b, &id);
+	return dropped ? ckr_batch_owner_gone(b, &id) : 0;
 }
 
 /* Per lane: the cursor row, and for a drained gone lane the ended mark. */
@@ -648,10 +693,7 @@ static int batch_positions(ckr_flusher *f, ckr_batch *b, bool *work)
 		if (rc || !fl->free_after)
 			continue;
 		*work = true;
-		ckr_identity id;
-		ckr_lane_owner_identity(&fl->lane, fl->free_after, &id);
-		if (tenure_ends_identity(f, i, &id))
-			rc = ckr_batch_owner_ended(b, &id);
+		rc = end_or_mark(f, b, i);
 	}
 	return rc;
 }
@@ -730,7 +772,7 @@ static void publish(ckr_flusher *f, size_t n)
 			 * tenure may carry the same owner word (an exec'd process
 			 * keeps its pid and start time, so its token) and must be
 			 * probed afresh, not taken for gone. */
-			fl->owner_seen = 0;
+			fl->seen = (ckr_tenure){ 0, 0 };
 			fl->owner_gone = false;
 		}
 		fl->free_after = 0;

@@ -5,6 +5,7 @@
 #ifndef CKR_FLUSHER_H
 #define CKR_FLUSHER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -35,10 +36,10 @@ typedef struct flusher_lane {
 	uint64_t synced;        /* fsync'd position; published as synced */
 	uint64_t tail_hint;     /* the last tail seen (ckr_lane_read_hinted) */
 	uint64_t free_after;    /* owner word to free after the commit */
-	uint64_t owner_seen;
+	ckr_tenure seen;        /* the tenure G judged last (owner 0: none) */
 	uint64_t owner_checked_ns;
 	uint64_t next_check_ns; /* lane_has_work: no tail look before this */
-	bool owner_gone;        /* cached verdict of G for owner_seen */
+	bool owner_gone;        /* cached verdict of G for `seen` */
 } flusher_lane;
 
 /* A rejection of this batch, written to its writer's slot after the commit
@@ -78,6 +79,7 @@ struct ckr_flusher {
 	uint64_t last_sync_ns;
 	uint64_t last_housekeep_ns;
 	uint64_t housekeep_ns;      /* the housekeeping tick (1 s) */
+	const volatile int *stop;   /* ckr_flusher_run's; the sleep re-checks it */
 	uint64_t housekeeps;
 	uint32_t backoff_ms;
 	bool replay;              /* the last batch did not commit: redo it */
@@ -128,6 +130,12 @@ int ckr_flusher_guarded(ckr_flusher *f, int (*fn)(ckr_flusher *f, void *arg),
 
 /* The loop of ckr_flusher_run() (flusher_loop.c), unguarded. */
 int ckr_flusher_run_loop(ckr_flusher *f, const volatile int *stop);
+
+/* Block the asynchronous signals in the calling thread, keeping the old
+ * mask in *old (a thread created now inherits the block: the library's
+ * threads never take a signal meant for the application's loop). Fault
+ * signals stay open: they are delivered to the thread that faults. */
+void ckr_flusher_block_signals(sigset_t *old);
 
 /* Say msg (printf format) through the options' log callback, if any. */
 void ckr_flusher_log(const ckr_flusher *f, ckr_log_level level, const char *fmt, ...)

@@ -28,10 +28,14 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Has any lane moved since its last pass? (ckr_wake_sleep's re-check) */
+/* Has any lane moved since its last pass, or was the loop asked to stop?
+ * (ckr_wake_sleep's re-check: a stop asked with ckr_flusher_interrupt
+ * before the sleep is seen here, one asked after it ends the sleep.) */
 static bool new_work(void *ctx)
 {
 	ckr_flusher *f = ctx;
+	if (f->stop && *f->stop)
+		return true;
 	for (uint32_t i = 0; i < f->seg.lane_count; i++)
 		if (ckr_flusher_lane_moved(&f->lanes[i]))
 			return true;
@@ -182,6 +186,7 @@ int ckr_flusher_run_loop(ckr_flusher *f, const volatile int *stop)
 	uint64_t sleep_ns = 1000, max_ns = (uint64_t)f->opts.idle_max_us * 1000;
 	unsigned idle_polls = 0;
 	int rc = 0;
+	f->stop = stop;
 	while (!*stop) {
 		size_t n = 0;
 		ckr_flusher_heartbeat(f);
@@ -209,6 +214,22 @@ int ckr_flusher_run_loop(ckr_flusher *f, const volatile int *stop)
 	if (rc2 == 0)
 		rc2 = ckr_flusher_sync_wait(f);
 	return rc ? rc : rc2;
+}
+
+void ckr_flusher_block_signals(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	static const int faults[] = { SIGBUS, SIGSEGV, SIGFPE, SIGILL, SIGTRAP };
+	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+		sigdelset(&all, faults[i]);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+void ckr_flusher_interrupt(ckr_flusher *f)
+{
+	if (f) /* lock-free atomics and a futex call: async-signal-safe */
+		ckr_wake_flusher(ckr_seg_fl(&f->seg));
 }
 
 #ifdef CKR_TEST_HOOKS

@@ -134,7 +134,10 @@ int ckr_flusher_syncer_start(ckr_flusher *f)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
+	sigset_t old;
+	ckr_flusher_block_signals(&old);
 	int rc = pthread_create(&s->thread, NULL, syncer_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		syncer_free(s);
 		return -rc;

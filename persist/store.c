@@ -38,6 +38,7 @@ const char *const ckr_st_db_names[CKR_DB_COUNT] = {
 	[CKR_DB_SET_ASIDE] = "set_aside",
 	[CKR_DB_REJECTIONS] = "rejections",
 	[CKR_DB_CHANGES] = "changes",
+	[CKR_DB_GONE] = "gone",
 };
 
 int ckr_st_err(int rc)

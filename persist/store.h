@@ -163,6 +163,16 @@ int ckr_batch_set_cursor(ckr_batch *b, const uint8_t epoch[CKR_EPOCH_BYTES],
  * @return 0; CKR_STORE_MAPFULL; -ENOSPC. */
 int ckr_batch_owner_ended(ckr_batch *b, const ckr_identity *id);
 
+/* Record that the image of identity `id` is gone (its lane's lock was
+ * dropped: death or exec) while another lane still holds it, so that E1 or
+ * E2 can end it once no lane holds it, even when /proc calls the token
+ * alive (an exec'd image keeps pid and start time). Removed when it is
+ * ended. @return 0; CKR_STORE_MAPFULL; -ENOSPC. */
+int ckr_batch_owner_gone(ckr_batch *b, const ckr_identity *id);
+
+/* Was identity `id` marked gone (this batch included)? */
+bool ckr_batch_owner_is_gone(ckr_batch *b, const ckr_identity *id);
+
 /* Add to the store's counters. ckr_batch_apply and ckr_batch_quarantine
  * already count what they do ("stored", "dup_begin", "foreign", "stale",
  * "orphan", "after_end", "dup_seq", "bad_kind", "bad_begin",
@@ -204,6 +214,10 @@ int ckr_store_reader_check(ckr_store *s);
  * /proc says is dead (same pid namespace): candidates for E2. Each at most
  * once. *out malloc'd (free it). @return 0; -ENOMEM; -EIO. */
 int ckr_store_dead_owners(ckr_store *s, ckr_identity **out, size_t *n);
+
+/* The identities marked gone (ckr_batch_owner_gone) and not ended yet:
+ * candidates for E2 too. *out malloc'd. @return 0; -ENOMEM; -EIO. */
+int ckr_store_gone_owners(ckr_store *s, ckr_identity **out, size_t *n);
 
 /* The name of a counter of ckr_apply (e.g. "foreign"). */
 const char *ckr_apply_name(ckr_apply what);

@@ -671,7 +671,40 @@ int ckr_batch_owner_ended(ckr_batch *b, const ckr_identity *id)
 	ckr_st_owner_key(kb, id);
 	ckr_st_put_le(vb, b->now_ns, 8);
 	int rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_OWNERS], &k, &v, 0));
+	if (rc == 0 && ckr_st_has_gone(b->s)) { /* ended: no longer only gone */
+		rc = mdb_del(b->txn, b->s->dbi[CKR_DB_GONE], &k, NULL);
+		rc = rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
+	}
 	return rc ? batch_fail(b, rc) : 0;
+}
+
+int ckr_batch_owner_gone(ckr_batch *b, const ckr_identity *id)
+{
+	uint8_t kb[16], vb[16];
+	MDB_val k = { sizeof kb, kb }, v = { sizeof vb, vb };
+
+	if (!b || !id || id->token == 0)
+		return -EINVAL;
+	if (b->err)
+		return b->err;
+	if (!ckr_st_has_gone(b->s))
+		return -EROFS; /* a handle that is not the flusher's */
+	ckr_st_owner_key(kb, id);
+	ckr_st_put_le(vb, b->now_ns, 8);
+	ckr_st_put_le(vb + 8, id->pidns, 8);
+	int rc = ckr_st_err(mdb_put(b->txn, b->s->dbi[CKR_DB_GONE], &k, &v, 0));
+	return rc ? batch_fail(b, rc) : 0;
+}
+
+bool ckr_batch_owner_is_gone(ckr_batch *b, const ckr_identity *id)
+{
+	uint8_t kb[16];
+	MDB_val k = { sizeof kb, kb }, v;
+
+	if (!b || b->err || !ckr_st_has_gone(b->s))
+		return false;
+	ckr_st_owner_key(kb, id);
+	return mdb_get(b->txn, b->s->dbi[CKR_DB_GONE], &k, &v) == 0;
 }
 
 static int add_counter(ckr_batch *b, const char *name, uint64_t add)

@@ -41,6 +41,8 @@ enum ckr_db {
 	CKR_DB_SET_ASIDE,
 	CKR_DB_REJECTIONS,
 	CKR_DB_CHANGES,            /* schema 3: the change log */
+	CKR_DB_GONE,               /* schema 3: identities whose image is gone
+	                            * but which still held a lane (flusher only) */
 	CKR_DB_COUNT
 };
 
@@ -80,6 +82,13 @@ struct ckr_store {
 	uint32_t max_attempts;     /* recoverer's limit; 0 = meta's */
 	uint32_t keep_completed_s; /* flusher: keep completed runs' events */
 };
+
+/* Is the flusher's `gone` database open in this handle? (LMDB numbers
+ * named databases from 2; 0 and 1 are its own.) */
+static inline bool ckr_st_has_gone(const ckr_store *s)
+{
+	return s->dbi[CKR_DB_GONE] >= 2;
+}
 
 /* ---- run records (the `runs` values) ---- */
 

@@ -313,11 +313,17 @@ static int read_schema(MDB_txn *txn, MDB_dbi meta, uint32_t *schema)
 	return ckr_st_err(rc);
 }
 
-/* Open the databases other than meta (flags: 0 or MDB_CREATE). */
+/* Open the databases other than meta (flags: 0 or MDB_CREATE). `gone` is
+ * the flusher's own (E1/E2): a reader does not need it, so a store whose
+ * flusher has not created it yet opens without it. */
 static int open_dbs(ckr_store *s, MDB_txn *txn, unsigned flags)
 {
 	for (int i = CKR_DB_META + 1; i < CKR_DB_COUNT; i++) {
 		int rc = mdb_dbi_open(txn, ckr_st_db_names[i], flags, &s->dbi[i]);
+		if (rc == MDB_NOTFOUND && i == CKR_DB_GONE) {
+			s->dbi[i] = 0; /* not open: ckr_st_has_gone() */
+			continue;
+		}
 		if (rc)
 			return rc == MDB_NOTFOUND ? CKR_ECORRUPT : ckr_st_err(rc);
 	}

@@ -249,6 +249,61 @@ static int dead_owners(ckr_store *s, MDB_txn *txn, ckr_identity **v, size_t *n)
 	return rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
 }
 
+static int gone_owners(ckr_store *s, MDB_txn *txn, ckr_identity **v, size_t *n)
+{
+	size_t cap = 0;
+	MDB_cursor *c;
+	MDB_val k, val;
+	int rc = mdb_cursor_open(txn, s->dbi[CKR_DB_GONE], &c);
+
+	if (rc)
+		return ckr_st_err(rc);
+	int err = 0;
+	while (!err && (rc = mdb_cursor_get(c, &k, &val, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 || val.mv_size != 16)
+			continue; /* not ours: never taken for an identity */
+		ckr_identity id = {
+			.token = ckr_st_get_be64(k.mv_data),
+			.nonce = ckr_st_get_be64((const uint8_t *)k.mv_data + 8),
+			.pidns = ckr_st_get_le((const uint8_t *)val.mv_data + 8, 8),
+		};
+		if (id.token != 0)
+			err = add_identity(v, n, &cap, &id);
+	}
+	mdb_cursor_close(c);
+	if (err)
+		return err;
+	return rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
+}
+
+int ckr_store_gone_owners(ckr_store *s, ckr_identity **out, size_t *n)
+{
+	ckr_identity *v = NULL;
+	size_t count = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if (!s || !out || !n)
+		return -EINVAL;
+	if (!ckr_st_has_gone(s)) { /* the flusher's: a reader may not have it */
+		*out = NULL;
+		*n = 0;
+		return 0;
+	}
+	rc = ckr_st_txn_begin(s, false, &txn);
+	if (rc)
+		return rc;
+	rc = gone_owners(s, txn, &v, &count);
+	ckr_st_txn_abort(s, txn);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
 int ckr_store_dead_owners(ckr_store *s, ckr_identity **out, size_t *n)
 {
 	ckr_identity *v = NULL;

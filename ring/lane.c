@@ -128,6 +128,11 @@ static bool take_owner_word(ckr_lane *l, const ckr_identity *id)
 	atomic_store_explicit(&l->ctl->owner_pidns, id->pidns, memory_order_relaxed);
 	atomic_store_explicit(&l->ctl->owner_since_ns, ckr_now_ns(CLOCK_REALTIME),
 			      memory_order_relaxed);
+	/* A3, relaxed as well (published by A4's release): a new tenure, even
+	 * under the same owner word as an undone one (A5). We hold the lock,
+	 * so no other attacher bumps it; the flusher only loads it. */
+	uint64_t gen = atomic_load_explicit(&l->ctl->tenure_gen, memory_order_relaxed);
+	atomic_store_explicit(&l->ctl->tenure_gen, gen + 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < l->n_slots; i++)
 		ckr_lane_slot_drop(l, i);
 	/* A4, acq_rel: the acquire pairs with the consumer's release in
@@ -187,18 +192,34 @@ void ckr_lane_unacquire(const ckr_segment *seg, ckr_lane *l, uint64_t token)
 	ckr_seg_unlock(seg, CKR_LOCK_LANE(l->index));
 }
 
-bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
-			  uint64_t owner)
+ckr_tenure ckr_lane_tenure(const ckr_lane *l)
 {
-	if (owner == 0)
+	ckr_tenure t;
+	/* acquire: pairs with A4's release CAS (and D1's release), so the
+	 * generation and identity stored before it are visible; the
+	 * generation is loaded after the owner word, so it is that tenure's
+	 * or a later one's. */
+	t.owner = atomic_load_explicit(&l->ctl->owner, memory_order_acquire);
+	t.gen = atomic_load_explicit(&l->ctl->tenure_gen, memory_order_acquire);
+	return t;
+}
+
+bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l, ckr_tenure t)
+{
+	if (t.owner == 0)
 		return false;
-	if (owner & CKR_OWNER_DETACHED)
+	if (t.owner & CKR_OWNER_DETACHED)
 		return true;
-	/* The owner word was read (acquire) before this probe. It can only
-	 * change from this token to token|DETACHED (its owner) or to 0 (the
-	 * flusher itself, C7), so a free lock now means the tenure ended: by
-	 * death, exec, or a detach that set DETACHED meanwhile (clean). */
-	return ckr_seg_lock_held(seg, CKR_LOCK_LANE(l->index)) == 0;
+	/* The tenure t was loaded before this probe. A free lock now means
+	 * the owner dropped it: by death or exec, or by a clean detach (D1)
+	 * or an undo (A5), both of which change the owner word before they
+	 * unlock. The lock probe is a system call the owner's unlock is
+	 * ordered against, so the second load below sees their owner word
+	 * (or a later tenure's generation): only if it is still t did the
+	 * owner die or exec with the lock held. */
+	if (ckr_seg_lock_held(seg, CKR_LOCK_LANE(l->index)) != 0)
+		return false;
+	return ckr_tenure_eq(ckr_lane_tenure(l), t);
 }
 
 void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out)

@@ -62,7 +62,9 @@ typedef struct ckr_lane_ctl {
 	_Atomic uint64_t owner_since_ns; /* CLOCK_REALTIME of the attach */
 	_Atomic uint64_t owner_nonce;    /* the owner's identity (with owner) */
 	_Atomic uint64_t owner_pidns;    /* the owner's pid namespace, 0 unknown */
-	uint8_t pad0[32];
+	_Atomic uint64_t tenure_gen;     /* bumped by every attach (A3): tells
+	                                  * two tenures of one owner word apart */
+	uint8_t pad0[24];
 	/* line 1: producers */
 	_Atomic uint64_t tail;
 	_Atomic uint64_t head_cache;
@@ -147,15 +149,36 @@ void ckr_lane_detach(const ckr_segment *seg, ckr_lane *l, uint64_t token);
  * later): the lane is free again at once, for anyone. Can't fail. */
 void ckr_lane_unacquire(const ckr_segment *seg, ckr_lane *l, uint64_t token);
 
+/* A lane's tenure as a consumer sees it: the owner word and the tenure
+ * generation loaded after it. The same owner word can name two tenures (an
+ * undone attach, A5, then the same process attaching again); the
+ * generation tells them apart. */
+typedef struct ckr_tenure {
+	uint64_t owner;
+	uint64_t gen;
+} ckr_tenure;
+
+/* Load the lane's tenure (owner word, then generation). Can't fail. */
+CKR_SHARED ckr_tenure ckr_lane_tenure(const ckr_lane *l);
+
+static inline bool ckr_tenure_eq(ckr_tenure a, ckr_tenure b)
+{
+	return a.owner == b.owner && a.gen == b.gen;
+}
+
 /*
- * G: is the tenure under owner word `owner` gone — DETACHED, or a token
- * whose lane lock is no longer held (the owner died or exec'd)? A free lane
- * (0) is not gone: it may be attached at any moment. One F_OFD_GETLK system
- * call for an owned lane: never on the push path. A failed probe counts as
- * not gone.
+ * G: is tenure t gone — DETACHED, or a plain token whose lane lock was
+ * found free between two loads of the tenure that agree (the owner died or
+ * exec'd: the lock is taken before A4 and dropped only after D1 and A5, so
+ * a free lock between two equal loads cannot be a live owner's; a detach or
+ * an undo in between changes what the second load sees). A free lane (0)
+ * is not gone: it may be attached at any moment. A tenure that changed
+ * during the probe is not gone (the next pass sees the new one). One
+ * F_OFD_GETLK system call for an owned lane: never on the push path. A
+ * failed probe counts as not gone. (ring/model/claim.pml, finding F2.)
  */
 CKR_SHARED bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l,
-			  uint64_t owner);
+			  ckr_tenure t);
 
 /* The owner identity recorded for the lane's tenure (token from `owner`).
  * Meaningful while the owner word is non-zero. Can't fail. */

@@ -66,7 +66,7 @@ CKR_SHARED void ckr_wake_published(ckr_seg_flusher *fl);
  * owners-aware re-check) serves the new owner within its idle bound; and by
  * a waiter before it sleeps. Never on the push path. Can't fail.
  */
-void ckr_wake_flusher(ckr_seg_flusher *fl);
+CKR_SHARED void ckr_wake_flusher(ckr_seg_flusher *fl);
 
 /* ---- the waiters' half ---- */
 

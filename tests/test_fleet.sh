@@ -136,6 +136,12 @@ fl_ok "6: A came back: $refused stale changes refused by incarnation (ckring_ref
 fl_kill "${FL_SHIPPER[B]}"
 "$FL_BIN/ckring-load" --segment "${FL_SEG[B]}" --procs 1 --threads 1 --runs 1 --events 1 \
   --size 64 --prefix noship- >/dev/null
+# The load has exited; wait (bounded) until its run is stored, so the drive
+# below has it to claim.
+for _ in $(seq 1 1500); do
+  "$FL_BIN/ckring-inspect" db "${FL_DB[B]}" --json | grep -q '"noship-' && break
+  sleep 0.02
+done
 set +e
 "$FL_HELP/fleet_drive" --db "${FL_DB[B]}" --segment "${FL_SEG[B]}" --events 2 --size 64 \
   >/dev/null 2>"$FL_TMP/noship.err"

@@ -124,8 +124,11 @@ static kid kid_start(fixture *f, void (*body)(const fixture *f))
 {
 	int rep[2], hold[2];
 	kid k;
-	assert_int_equal(pipe(rep), 0);
-	assert_int_equal(pipe(hold), 0);
+	/* close-on-exec: a process the parent spawns later (a flusher) must
+	 * not keep the child's hold pipe open (the child's ends become its
+	 * stdin/stdout through dup2 where it execs). */
+	assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
 	fflush(NULL);
 	k.pid = fork();
 	assert_true(k.pid >= 0);
@@ -389,6 +392,71 @@ static void test_exec_without_detach_frees_lane_and_runs(void **state)
 	f->n_kids = 0;
 }
 
+/* ---- exec after a detach, two lanes freed in one batch ------------------ */
+
+/* In a child: run f4-1 begun on a first client's lane, left running and
+ * that client detached (its lane DETACHED); a second client attached (a
+ * second lane) and then exec without a detach: that lane's lock drops with
+ * the old image. The parent stopped the flusher first, so its next pass
+ * finds both lanes gone and frees them in one batch. */
+static void exec_after_detach_body(const fixture *f)
+{
+	ckr_client *c1, *c2;
+	ckr_run *r = child_begin(f, "f4-1", 3, &c1);
+	hold(); /* the parent stops the flusher */
+	ckr_run_close(r);
+	ckr_client_detach(c1);
+	int rc = ckr_client_attach(f->seg, NULL, &c2);
+	if (rc)
+		die(rc);
+	if (dup2(report_fd, STDOUT_FILENO) < 0 || dup2(hold_fd, STDIN_FILENO) < 0)
+		_exit(102);
+	execl("/bin/sh", "sh", "-c", "echo execd; read x; exit 0", (char *)NULL);
+	_exit(103);
+}
+
+/* Claim id, retrying (bounded) while its owner is not ended yet. */
+static int claim_when_ended(const fixture *f, const char *id, ckr_claim *cl)
+{
+	ckr_store *s;
+	int rc;
+	int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+	assert_int_equal(ckr_store_open(f->db, NULL, &s), 0);
+	while (((rc = ckr_store_claim(s, id, strlen(id), cl)) == CKR_ENOTDRAINED ||
+		rc == CKR_ENOTINTERRUPTED) && tu_now_ms() < deadline)
+		sched_yield();
+	ckr_store_close(s);
+	return rc;
+}
+
+/* An identity whose image is gone (exec) must be ended once no lane holds
+ * it, although /proc calls its token alive, and although the lane whose
+ * lock the exec dropped is freed in the same batch as its other, detached
+ * lane (ring/model/claim.pml, finding F4). */
+static void test_exec_after_detach_makes_runs_claimable(void **state)
+{
+	fixture *f = *state;
+	kid k = kid_start(f, exec_after_detach_body);
+	kid_expect(&k, R_READY);
+	kill(f->flusher, SIGTERM);
+	assert_int_equal(tu_wait_child(f->flusher, TU_TIMEOUT_MS), 0);
+	if (write(k.hold, "g", 1) != 1)
+		fail_msg("cannot release the child");
+	char line[6];
+	assert_int_equal(tu_read_full(k.from, line, sizeof line, TU_TIMEOUT_MS), 0);
+	assert_memory_equal(line, "execd\n", 6);
+	const char *const args[] = { "--idle-max-us", "200", NULL };
+	f->flusher = tu_flusher_spawn(f->seg, f->db, NULL, args);
+	assert_true(f->flusher > 0);
+	ckr_claim cl;
+	assert_int_equal(claim_when_ended(f, "f4-1", &cl), 0);
+	expect_history(f, "f4-1", 3);
+	assert_int_equal(kill(k.pid, 0), 0); /* the new image still runs */
+	kid_release(&k);
+	assert_int_equal(tu_exit_code(k.pid), 0);
+	f->n_kids = 0;
+}
+
 /* ---- fork: a child outliving its parent ------------------------------- */
 
 static void fork_body(const fixture *f)
@@ -578,6 +646,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_exec_without_detach_frees_lane_and_runs,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_after_detach_makes_runs_claimable,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forked_child_does_not_keep_parents_lane,
 						setup, teardown),

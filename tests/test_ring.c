@@ -292,6 +292,47 @@ static void test_detach_marks_lane_detached(void **state)
 	assert_int_equal(ckr_lane_owner(&l), 0);
 }
 
+/*
+ * G with a tenure loaded before the owner left (ring/model/claim.pml,
+ * finding F2): a clean detach (D1) or an undo (A5) between the load and the
+ * lock probe leaves a free lock under the owner word that was loaded, yet
+ * the owner lives: not gone. The same owner word attached again is a new
+ * tenure (its generation moved). The flusher's view is a second handle, so
+ * its lock probe sees the producer's lock as another description's.
+ */
+static void test_tenure_loaded_before_detach_or_undo_is_not_gone(void **state)
+{
+	fixture *f = *state;
+	ckr_segment view;
+	ckr_lane mine, seen;
+	uint32_t a, b;
+	ckr_identity id = { 5150, 9, 0 };
+	assert_int_equal(ckr_segment_attach(f->name, true, &view), 0);
+	assert_int_equal(ckr_lane_acquire(&f->seg, &id, 1, &a), 0);
+	ckr_lane_view(&f->seg, a, &mine);
+	ckr_lane_view(&view, a, &seen);
+	ckr_tenure t1 = ckr_lane_tenure(&seen);
+	assert_int_equal(t1.owner, 5150);
+	assert_false(ckr_lane_tenure_gone(&view, &seen, t1)); /* lock held */
+
+	ckr_lane_unacquire(&f->seg, &mine, 5150);             /* A5 */
+	assert_false(ckr_lane_tenure_gone(&view, &seen, t1));
+
+	assert_int_equal(ckr_lane_acquire(&f->seg, &id, a, &b), 0);
+	assert_int_equal(b, a);
+	ckr_tenure t2 = ckr_lane_tenure(&seen);
+	assert_int_equal(t2.owner, t1.owner);                 /* the same word */
+	assert_int_not_equal(t2.gen, t1.gen);                 /* a new tenure */
+	assert_false(ckr_tenure_eq(t1, t2));
+
+	ckr_lane_detach(&f->seg, &mine, 5150);                /* D1 */
+	assert_false(ckr_lane_tenure_gone(&view, &seen, t2));
+	ckr_tenure t3 = ckr_lane_tenure(&seen);
+	assert_true(t3.owner & CKR_OWNER_DETACHED);
+	assert_true(ckr_lane_tenure_gone(&view, &seen, t3));  /* seen as such */
+	ckr_segment_detach(&view);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +354,7 @@ int main(void)
 		T(test_scribbled_tail_reads_as_empty),
 		T(test_acquire_until_no_lane_left),
 		T(test_detach_marks_lane_detached),
+		T(test_tenure_loaded_before_detach_or_undo_is_not_gone),
 #undef T
 	};
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

@@ -414,9 +414,9 @@ static uint32_t lane_of(const fixture *f, int p)
 /* PROTOCOL.md C4 and G: a free lane (0) may be acquired at any moment, so
  * it is never "gone"; DETACHED means the owner left cleanly; otherwise the
  * lane's kernel lock tells (a stopped process holds it). */
-static bool writers_gone(const fixture *f, const ckr_lane *l, uint64_t owner)
+static bool writers_gone(const fixture *f, const ckr_lane *l, ckr_tenure t)
 {
-	return ckr_lane_tenure_gone(&f->seg, l, owner);
+	return ckr_lane_tenure_gone(&f->seg, l, t);
 }
 
 /* Check one record read from lane li and count it. */
@@ -481,8 +481,9 @@ static int drain_lane(fixture *f, uint32_t li)
 	ckr_lane_view(&f->seg, li, &l);
 	/* The owner is read (acquire) and judged BEFORE the reads below, so a
 	 * "gone" verdict covers every seal we then look at. */
-	uint64_t owner = ckr_lane_owner(&l);
-	bool gone = writers_gone(f, &l, owner);
+	ckr_tenure t = ckr_lane_tenure(&l);
+	uint64_t owner = t.owner;
+	bool gone = writers_gone(f, &l, t);
 	uint64_t start = f->pos[li];
 	ckr_lane_record *rec = &f->last[li];
 	int n = 0;

@@ -16,6 +16,7 @@
 #include "metrics_http.h"
 
 static volatile int stop_flag;
+static ckr_flusher *volatile serving; /* for the handler: once it runs */
 
 /* The engine's log: printed as it comes once the flusher runs; while it
  * opens, an error is kept to make the one line that explains a refusal. */
@@ -38,6 +39,7 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
+	ckr_flusher_interrupt(serving); /* async-signal-safe */
 }
 
 static void usage(FILE *out)
@@ -308,7 +310,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ckring-flusher: metrics on port %u (%s)\n",
 				metrics_port(m), mopts.listen);
 	}
+	serving = f;
 	rc = ckr_flusher_run(f, &stop_flag);
+	serving = NULL;
 	metrics_stop(m);
 	if (rc == CKR_ETRUNC) {
 		/* The engine's one line said what happened and what is kept. */

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,12 +548,23 @@ int metrics_start(const metrics_opts *o, ckr_flusher *f, metrics **out, char *er
 	if (rc == 0 && m->o.file && (rc = write_file(m)) != 0)
 		snprintf(err, err_len, "cannot write --metrics-file %s: %s", m->o.file,
 			 strerror(-rc));
+	/* The exporter's threads (libmicrohttpd's, the sampler) inherit a
+	 * mask of the asynchronous signals: SIGTERM/SIGINT are the drain
+	 * loop's (its handler interrupts the engine's sleep). */
+	sigset_t block, old;
+	sigfillset(&block);
+	sigdelset(&block, SIGBUS);
+	sigdelset(&block, SIGSEGV);
+	sigdelset(&block, SIGFPE);
+	sigdelset(&block, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if (rc == 0 && m->o.listen)
 		rc = start_http(m, err, err_len);
 	if (rc == 0 && pthread_create(&m->sampler, NULL, sampler_main, m) != 0) {
 		snprintf(err, err_len, "metrics: cannot start a thread");
 		rc = -1;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	m->sampler_started = rc == 0;
 	if (rc) {
 		metrics_stop(m);
