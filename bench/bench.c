@@ -13,6 +13,7 @@
 #include "peers.h"
 #include "runner.h"
 #include "scenarios_flusher.h"
+#include "scenarios_recovery.h"
 #include "sys.h"
 
 const char *const bench_names[] = {
@@ -20,6 +21,7 @@ const char *const bench_names[] = {
 	"pipe.write", "floor.read", "ckring.read", "lmdb.direct.sync",
 	"lmdb.direct.nosync", "lmdb.batch.sync", "sqlite.direct.sync",
 	"sqlite.direct.normal", "ckring.drain", "ckring.durable", "ckring.idle",
+	"ckring.idle.attached", "recovery.claim", "recovery.claim.single",
 };
 const int bench_n_names = (int)(sizeof bench_names / sizeof bench_names[0]);
 
@@ -134,7 +136,8 @@ static bool wants_disk(const bench *b)
 	static const char *const disk[] = { "lmdb.direct.sync", "lmdb.direct.nosync",
 					    "lmdb.batch.sync", "sqlite.direct.sync",
 					    "sqlite.direct.normal", "ckring.drain",
-					    "ckring.durable", "ckring.idle" };
+					    "ckring.durable", "ckring.idle", "ckring.idle.attached",
+					    "recovery.claim", "recovery.claim.single" };
 	for (size_t i = 0; i < sizeof disk / sizeof disk[0]; i++)
 		if (bench_wanted(b, disk[i]))
 			return true;
@@ -159,6 +162,22 @@ static int disk_benches(bench *b, uint32_t s)
 	return 0;
 }
 
+/* The boot path at 10^3, 10^4, 10^5 interrupted runs (--quick: 10^3);
+ * one claim a transaction only up to 10^4 (it is the slow baseline). */
+static int recovery_benches(bench *b)
+{
+	static const uint64_t counts[] = { 1000, 10000, 100000 };
+	int n = b->quick ? 1 : 3;
+	for (int i = 0; i < n; i++) {
+		if (bench_wanted(b, "recovery.claim") && bench_recovery(b, counts[i], false))
+			return -1;
+		if (i < 2 && bench_wanted(b, "recovery.claim.single") &&
+		    bench_recovery(b, counts[i], true))
+			return -1;
+	}
+	return 0;
+}
+
 int bench_run_all(bench *b)
 {
 	if (wants_disk(b) && bench_check_dir(b))
@@ -173,7 +192,9 @@ int bench_run_all(bench *b)
 	for (int k = 0; k < b->n_rates && bench_wanted(b, "ckring.durable"); k++)
 		if (bench_durable(b, b->sizes[0], b->rates[k]))
 			return -1;
-	if (bench_wanted(b, "ckring.idle") && bench_idle(b))
+	if (bench_wanted(b, "ckring.idle") && bench_idle(b, false))
 		return -1;
-	return 0;
+	if (bench_wanted(b, "ckring.idle.attached") && bench_idle(b, true))
+		return -1;
+	return recovery_benches(b);
 }

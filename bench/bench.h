@@ -43,6 +43,8 @@ typedef struct result {
 	double rate;            /* offered events/s (open loop) */
 	double cpu_pct;         /* ckring.idle: share of one core, % */
 	double wakeups_per_s;   /* ckring.idle */
+	uint64_t runs;          /* recovery.*: interrupted runs */
+	double list_ns, first_ns, last_ns; /* recovery.*: list, first, last resumed */
 	bool pending;
 	bool no_latency;        /* no latency figures (ckring.idle) */
 	char note[200];

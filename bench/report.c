@@ -246,7 +246,15 @@ static void json_extras(FILE *f, const result *r)
 		fputs(", \"offered_per_s\": ", f);
 		json_num(f, r->rate);
 	}
-	if (!strcmp(r->name, "ckring.idle")) {
+	if (r->runs) {
+		fprintf(f, ", \"runs\": %llu, \"list_ms\": ", (unsigned long long)r->runs);
+		json_num(f, r->list_ns / 1e6);
+		fputs(", \"first_resumed_ms\": ", f);
+		json_num(f, r->first_ns / 1e6);
+		fputs(", \"last_resumed_ms\": ", f);
+		json_num(f, r->last_ns / 1e6);
+	}
+	if (!strncmp(r->name, "ckring.idle", 11)) {
 		fputs(", \"cpu_pct\": ", f);
 		json_num(f, r->cpu_pct);
 		fputs(", \"wakeups_per_s\": ", f);
@@ -347,7 +355,7 @@ static void row_notes(const result *r, char *note, size_t cap)
 #define ADD(...) (k += (size_t)snprintf(note + k, k < cap ? cap - k : 0, __VA_ARGS__))
 	if (r->mode)
 		ADD("%s", r->mode);
-	if (!strcmp(r->name, "ckring.idle"))
+	if (!strncmp(r->name, "ckring.idle", 11))
 		ADD(", CPU %.2f %% of a core, %.0f wake-ups/s", r->cpu_pct, r->wakeups_per_s);
 	if (r->rate > 0)
 		ADD(", offered %.0f/s", r->rate);
@@ -359,7 +367,7 @@ static void row_notes(const result *r, char *note, size_t cap)
 		ADD(", refused %lu+%lu", (unsigned long)r->refused, (unsigned long)r->refused_tp);
 	if (r->waits)
 		ADD(", %lu full waits", (unsigned long)r->waits);
-	if (r->note[0] && strcmp(r->name, "ckring.idle"))
+	if (r->note[0] && strncmp(r->name, "ckring.idle", 11))
 		ADD(", %s", r->note);
 #undef ADD
 }

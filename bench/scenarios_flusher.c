@@ -21,130 +21,8 @@
 #include "ckring.h"
 #include "ckring_store.h"
 #include "clock.h"
+#include "flusher_proc.h"
 #include "sys.h"
-
-#define FL_LANE_CAP (UINT64_C(64) << 20) /* room for the drain's pre-fill */
-#define FL_EVENT_OVERHEAD 112 /* event encoding + record header, at most (estimate) */
-
-static void fl_seg_opts(ckr_segment_opts *o)
-{
-	memset(o, 0, sizeof *o);
-	o->lanes = 2;
-	o->size = (UINT64_C(1) << 20) + 2 * FL_LANE_CAP; /* header pages + lanes */
-	o->group = (gid_t)-1;
-}
-
-static void fl_payload(uint8_t *p, uint32_t size, uint64_t i)
-{
-	for (uint32_t k = 0; k < size; k++)
-		p[k] = (uint8_t)(i * 31 + k);
-}
-
-/* A client with one single-loop run on segment seg. */
-static int fl_client(bench *b, const char *what, const char *seg, ckr_client **c,
-		     ckr_run **run)
-{
-	char id[64];
-	int n = snprintf(id, sizeof id, "bench-%s-%u", what, b->seq);
-	ckr_run_spec spec = { .id = id, .id_len = (size_t)n, .kind = CKR_KIND_SINGLE_LOOP,
-			      .label = "ckring-bench" };
-	int rc = ckr_client_attach(seg, NULL, c);
-	if (rc == 0)
-		rc = ckr_run_begin(*c, &spec, run, NULL);
-	return rc ? bench_fail(b, "%s: client: %s", what, ckr_strerror(rc)) : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* a flusher in its own process                                        */
-/* ------------------------------------------------------------------ */
-
-/* How the flusher process's start went: state 0 starting, 1 serving,
- * 2 failed with err. In shared memory. */
-typedef struct fl_status {
-	_Atomic uint32_t state;
-	int err;
-} fl_status;
-
-static volatile int fl_stop;
-
-static void fl_on_term(int sig)
-{
-	fl_stop = 1;
-}
-
-/* The flusher process: serve the segment until SIGTERM. */
-static void fl_main(const char *seg, const char *dir, fl_status *status)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	struct sigaction sa = { .sa_handler = fl_on_term };
-	sigaction(SIGTERM, &sa, NULL);
-	ckr_flusher *f;
-	ckr_flusher_opts fo = { .segment = seg, .db_dir = dir, .create = true,
-				.sync = CKR_SYNC_ALWAYS };
-	fl_seg_opts(&fo.seg);
-	int rc = ckr_flusher_open(&fo, &f);
-	status->err = rc;
-	/* release: err is visible to whoever sees the state. */
-	atomic_store_explicit(&status->state, rc ? 2 : 1, memory_order_release);
-	bench_futex_wake(&status->state);
-	if (rc)
-		_exit(1);
-	rc = ckr_flusher_run(f, &fl_stop);
-	ckr_flusher_close(f);
-	_exit(rc ? 1 : 0);
-}
-
-typedef struct fl_proc {
-	char dir[PATH_MAX];
-	char seg[64];
-	pid_t pid;
-	fl_status *status;
-} fl_proc;
-
-static void fl_proc_stop(fl_proc *p)
-{
-	if (p->pid > 0) {
-		kill(p->pid, SIGTERM);
-		waitpid(p->pid, NULL, 0);
-	}
-	p->pid = 0;
-	ckr_segment_unlink(p->seg);
-	if (p->status)
-		munmap(p->status, sizeof *p->status);
-	p->status = NULL;
-	if (p->dir[0])
-		bench_rmdir(p->dir);
-	p->dir[0] = '\0';
-}
-
-/* Start a flusher process on a new segment and store; wait until it
- * serves. @return 0 or -1 (bench_fail). */
-static int fl_proc_start(bench *b, const char *what, fl_proc *p)
-{
-	memset(p, 0, sizeof *p);
-	if (bench_tmpdir(b, p->dir, sizeof p->dir))
-		return -1;
-	snprintf(p->seg, sizeof p->seg, "ckring-bench-%s-%d-%u", what, (int)getpid(), b->seq++);
-	p->status = bench_shared_alloc(sizeof *p->status);
-	fflush(NULL);
-	p->pid = p->status ? fork() : -1;
-	if (p->pid == 0)
-		fl_main(p->seg, p->dir, p->status);
-	int rc = p->pid < 0 ? -ENOMEM : 0;
-	uint64_t end = bench_mono_ns(CLOCK_MONOTONIC) + (uint64_t)BENCH_TIMEOUT_S * 1000000000u;
-	while (rc == 0 && atomic_load_explicit(&p->status->state, memory_order_acquire) == 0) {
-		if (bench_mono_ns(CLOCK_MONOTONIC) > end)
-			rc = -ETIMEDOUT;
-		bench_futex_wait(&p->status->state, 0);
-	}
-	if (rc == 0 && atomic_load(&p->status->state) != 1)
-		rc = p->status->err ? p->status->err : -EIO;
-	if (rc) {
-		fl_proc_stop(p);
-		return bench_fail(b, "%s: flusher: %s", what, ckr_strerror(rc));
-	}
-	return 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* ckring.drain                                                        */
@@ -449,16 +327,24 @@ int bench_durable(bench *b, uint32_t size, double rate)
 /* ckring.idle                                                         */
 /* ------------------------------------------------------------------ */
 
-int bench_idle(bench *b)
+int bench_idle(bench *b, bool attached)
 {
 	fl_proc fp;
+	ckr_client *c = NULL;
 	double secs = b->quick ? 1.0 : 5.0, cpu0 = 0, cpu1 = 0;
 	uint64_t sw0 = 0, sw1 = 0;
-	result *r = bench_new_result(b, "ckring.idle", 0, 1, 1);
+	const char *name = attached ? "ckring.idle.attached" : "ckring.idle";
+	result *r = bench_new_result(b, name, 0, 1, 1);
 	if (!r)
 		return bench_fail(b, "too many results");
 	if (fl_proc_start(b, "idle", &fp))
 		return -1;
+	/* attached: a producer that attached and pushes nothing (an executor
+	 * between runs); else no producer at all (a host before its first). */
+	if (attached && fl_client(b, "idle", fp.seg, &c, NULL)) {
+		fl_proc_stop(&fp);
+		return -1;
+	}
 	/* Let it settle into its longest sleep, then watch it. */
 	struct timespec settle = { 0, 200000000 };
 	nanosleep(&settle, NULL);
@@ -469,6 +355,7 @@ int bench_idle(bench *b)
 	if (rc == 0)
 		rc = bench_proc_cpu(fp.pid, &cpu1, &sw1);
 	double wall = (double)(bench_mono_ns(CLOCK_MONOTONIC) - t0) * 1e-9;
+	ckr_client_detach(c);
 	fl_proc_stop(&fp);
 	if (rc)
 		return bench_fail(b, "ckring.idle: /proc: %s", strerror(-rc));
@@ -478,7 +365,8 @@ int bench_idle(bench *b)
 	r->no_latency = true;
 	r->latency_of = "none";
 	r->mode = "idle";
-	snprintf(r->note, sizeof r->note, "idle flusher over %.1f s, default 1 ms bound; "
-		 "ops/s = wake-ups/s", wall);
+	snprintf(r->note, sizeof r->note, "idle flusher over %.1f s, default 1 ms bound, %s; "
+		 "ops/s = wake-ups/s", wall,
+		 attached ? "a producer attached" : "no producer attached");
 	return 0;
 }

@@ -23,12 +23,14 @@
 #ifndef BENCH_SCENARIOS_FLUSHER_H
 #define BENCH_SCENARIOS_FLUSHER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench.h"
 
 int bench_drain(bench *b, uint32_t size);
 int bench_durable(bench *b, uint32_t size, double rate);
-int bench_idle(bench *b);
+/* An idle flusher's CPU and wake-ups; attached: with a quiet producer. */
+int bench_idle(bench *b, bool attached);
 
 #endif /* BENCH_SCENARIOS_FLUSHER_H */
