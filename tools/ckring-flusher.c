@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "ckring_store.h"
-#include "dur.h"
+#define CLI_PROG "ckring-flusher"
+#include "cli.h"
 #include "metrics_http.h"
 
 static volatile int stop_flag;
@@ -75,24 +76,6 @@ static void usage(FILE *out)
 	      "  --help                this text\n", out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "ckring-flusher: %s%s%s (try --help)\n", msg, arg ? ": " : "",
-		arg ? arg : "");
-	return 2;
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-')
-		return false;
-	*out = v;
-	return true;
-}
-
 static bool parse_sync(const char *s, ckr_flusher_opts *o)
 {
 	uint64_t ms;
@@ -100,8 +83,7 @@ static bool parse_sync(const char *s, ckr_flusher_opts *o)
 		o->sync = CKR_SYNC_ALWAYS;
 	else if (strcmp(s, "none") == 0)
 		o->sync = CKR_SYNC_NONE;
-	else if (strncmp(s, "interval=", 9) == 0 && parse_u64(s + 9, &ms) && ms > 0 &&
-		 ms < 3600000) {
+	else if (strncmp(s, "interval=", 9) == 0 && cli_u64(s + 9, 0, 1, 3599999, &ms)) {
 		o->sync = CKR_SYNC_INTERVAL;
 		o->sync_interval_ms = (uint32_t)ms;
 	} else {
@@ -150,76 +132,73 @@ static int parse_args(int argc, char **argv, ckr_flusher_opts *o)
 		case O_DB: o->db_dir = a; break;
 		case O_CREATE: o->create = true; break;
 		case O_SIZE:
-			if (!parse_u64(a, &v) || v == 0)
-				return usage_error("bad --size", a);
+			if (!cli_u64(a, 0, 1, UINT64_MAX, &v))
+				return cli_usage_error("bad --size", a);
 			o->seg.size = v;
 			break;
 		case O_LANES:
-			if (!parse_u64(a, &v) || v == 0 || v > 1024)
-				return usage_error("bad --lanes (1..1024)", a);
+			if (!cli_u64(a, 0, 1, 1024, &v))
+				return cli_usage_error("bad --lanes (1..1024)", a);
 			o->seg.lanes = (uint32_t)v;
 			break;
-		case O_MODE: {
-			char *end;
-			unsigned long m = strtoul(a, &end, 8);
-			if (*end || end == a || m > 0777 || m == 0)
-				return usage_error("bad --mode (octal, e.g. 0640)", a);
-			o->seg.mode = (mode_t)m;
+		case O_MODE:
+			if (!cli_u64(a, 8, 1, 0777, &v))
+				return cli_usage_error("bad --mode (octal, e.g. 0640)", a);
+			o->seg.mode = (mode_t)v;
 			break;
-		}
 		case O_SYNC:
 			if (!parse_sync(a, o))
-				return usage_error("bad --sync (always|none|interval=MS)", a);
+				return cli_usage_error("bad --sync (always|none|interval=MS)", a);
 			break;
 		case O_IDLE:
-			if (!parse_u64(a, &v) || v == 0 || v > 1000000)
-				return usage_error("bad --idle-max-us (1..1000000)", a);
+			if (!cli_u64(a, 0, 1, 1000000, &v))
+				return cli_usage_error("bad --idle-max-us (1..1000000)", a);
 			o->idle_max_us = (uint32_t)v;
 			break;
 		case O_MAP:
-			if (!parse_u64(a, &v) || v < 65536)
-				return usage_error("bad --map-size (>= 65536)", a);
+			if (!cli_u64(a, 0, 65536, UINT64_MAX, &v))
+				return cli_usage_error("bad --map-size (>= 65536)", a);
 			o->map_size = v;
 			break;
 		case O_KEEP:
-			if (!dur_parse(a, true, UINT32_MAX, &v))
-				return usage_error("bad --keep-completed (seconds, or a number "
+			if (!cli_dur(a, true, UINT32_MAX, &v))
+				return cli_usage_error("bad --keep-completed (seconds, or a number "
 						   "with s, m, h or d)", a);
 			o->keep_completed_s = (uint32_t)v;
 			break;
 		case O_KEEP_FAILED:
-			if (!dur_parse(a, false, UINT32_MAX, &v))
-				return usage_error("bad --keep-failed (a number with s, m, h "
+			if (!cli_dur(a, false, UINT32_MAX, &v))
+				return cli_usage_error("bad --keep-failed (a number with s, m, h "
 						   "or d, e.g. 7d)", a);
 			o->prune_failed = true;
 			o->keep_failed_s = (uint32_t)v;
 			break;
 		case O_METRICS:
 			if (!metrics_addr_ok(a))
-				return usage_error("bad --metrics (ADDR:PORT, e.g. "
+				return cli_usage_error("bad --metrics (ADDR:PORT, e.g. "
 						   "127.0.0.1:9464)", a);
 			mopts.listen = a;
 			break;
 		case O_METRICS_FILE:
 			if (!*a)
-				return usage_error("bad --metrics-file (a path)", a);
+				return cli_usage_error("bad --metrics-file (a path)", a);
 			mopts.file = a;
 			break;
 		case O_ATTEMPTS:
-			if (!parse_u64(a, &v) || v == 0 || v > 1000)
-				return usage_error("bad --max-attempts (1..1000)", a);
+			if (!cli_u64(a, 0, 1, 1000, &v))
+				return cli_usage_error("bad --max-attempts (1..1000)", a);
 			o->max_attempts = (uint32_t)v;
 			break;
 		case O_SHARED: o->shared_group = true; break;
 		case O_HELP: usage(stdout); return 1;
 		default:
-			return usage_error("unknown or incomplete option", argv[optind - 1]);
+			return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument", argv[optind]);
+		return cli_usage_error("unexpected argument", argv[optind]);
 	if (!o->segment || !o->db_dir)
-		return usage_error("--segment and --db are required", NULL);
+		return cli_usage_error("--segment and --db are required", NULL);
 	return 0;
 }
 

@@ -30,11 +30,12 @@
 #include <time.h>
 
 #include "ckring_store.h"
-#include "dur.h"
 #include "json.h"
 #include "lanewatch.h"
 
 #define PROG "ckring-inspect"
+#define CLI_PROG PROG
+#include "cli.h"
 
 /* ------------------------------------------------------------------ */
 /* process-wide state a signal handler must reach (the only globals)    */
@@ -113,19 +114,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, PROG ": %s%s%s (try --help)\n", msg, arg ? ": " : "",
-		arg ? arg : "");
-	return 2;
-}
-
-static int fail(const char *what, const char *name, const char *why)
-{
-	fprintf(stderr, PROG ": %s '%s': %s\n", what, name, why);
-	return 1;
-}
-
 enum { O_JSON = 1, O_RECORDS, O_WATCH, O_HEX, O_HELP, O_STATE, O_OLDER, O_LIMIT,
        O_AFTER };
 
@@ -149,20 +137,20 @@ static int check_command(const opts *o)
 	     run = strcmp(o->cmd, "run") == 0;
 	int want = seg || db ? 1 : 2;
 	if (!seg && !db && !run)
-		return usage_error("unknown command (segment, db or run)", o->cmd);
+		return cli_usage_error("unknown command (segment, db or run)", o->cmd);
 	if (o->n_args < want)
-		return usage_error(seg ? "missing segment NAME"
+		return cli_usage_error(seg ? "missing segment NAME"
 				   : db ? "missing store DIR" : "missing DIR or RUN_ID", NULL);
 	if (o->n_args > want)
-		return usage_error("unexpected argument", o->arg[want]);
+		return cli_usage_error("unexpected argument", o->arg[want]);
 	if (!seg && (o->records || o->watch))
-		return usage_error("--records and --watch apply to 'segment' only", NULL);
+		return cli_usage_error("--records and --watch apply to 'segment' only", NULL);
 	if (!run && o->hex)
-		return usage_error("--hex applies to 'run' only", NULL);
+		return cli_usage_error("--hex applies to 'run' only", NULL);
 	if (o->watch && (o->json || o->records))
-		return usage_error("--watch cannot be combined with --json or --records", NULL);
+		return cli_usage_error("--watch cannot be combined with --json or --records", NULL);
 	if (!db && o->query)
-		return usage_error("--state, --older-than, --limit and --after apply to 'db' "
+		return cli_usage_error("--state, --older-than, --limit and --after apply to 'db' "
 				   "only", NULL);
 	return 0;
 }
@@ -172,8 +160,7 @@ static int parse_db_option(int c, const char *a, opts *o)
 {
 	static const char *const states[] = { "running", "failed", "completed",
 					      "interrupted" };
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 	o->query = true;
 	switch (c) {
 	case O_STATE:
@@ -182,23 +169,21 @@ static int parse_db_option(int c, const char *a, opts *o)
 				o->state_sel = i + 1;
 				return 0;
 			}
-		return usage_error("bad --state (running, failed, completed or interrupted)", a);
+		return cli_usage_error("bad --state (running, failed, completed or interrupted)", a);
 	case O_OLDER:
-		if (!dur_parse(a, false, UINT32_MAX * 100ull, &o->q.older_than_s))
-			return usage_error("bad --older-than (a number with s, m, h or d, "
+		if (!cli_dur(a, false, UINT32_MAX * 100ull, &o->q.older_than_s))
+			return cli_usage_error("bad --older-than (a number with s, m, h or d, "
 					   "e.g. 2h)", a);
 		o->q.by_age = true;
 		return 0;
 	case O_LIMIT:
-		errno = 0;
-		v = strtoull(a, &end, 10);
-		if (errno || end == a || *end || a[0] == '-' || v == 0 || v > 1000000)
-			return usage_error("bad --limit (1..1000000)", a);
+		if (!cli_u64(a, 10, 1, 1000000, &v))
+			return cli_usage_error("bad --limit (1..1000000)", a);
 		o->q.limit = (size_t)v;
 		return 0;
 	default:
 		if (!*a || strlen(a) > CKR_RUN_ID_MAX)
-			return usage_error("bad --after (a run id of 1..64 bytes)", a);
+			return cli_usage_error("bad --after (a run id of 1..64 bytes)", a);
 		o->q.after = a;
 		o->q.after_len = strlen(a);
 		return 0;
@@ -211,7 +196,7 @@ static int parse_args(int argc, char **argv, opts *o)
 	int c, extra = 0;
 	const char *extra_arg = NULL;
 	if (argc < 2)
-		return usage_error("missing command (segment, db or run)", NULL);
+		return cli_usage_error("missing command (segment, db or run)", NULL);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -229,11 +214,11 @@ static int parse_args(int argc, char **argv, opts *o)
 				return 2;
 			break;
 		default:
-			return usage_error("unknown or incomplete option", argv[optind - 1]);
+			return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return usage_error("missing command (segment, db or run)", NULL);
+		return cli_usage_error("missing command (segment, db or run)", NULL);
 	o->cmd = argv[optind++];
 	for (; optind < argc; optind++) {
 		if (o->n_args < 2)
@@ -242,7 +227,7 @@ static int parse_args(int argc, char **argv, opts *o)
 			extra_arg = argv[optind];
 	}
 	if (extra)
-		return usage_error("unexpected argument", extra_arg);
+		return cli_usage_error("unexpected argument", extra_arg);
 	return check_command(o);
 }
 
@@ -670,7 +655,7 @@ static int watch(ckr_observer *ob, seg_snap *a, seg_snap *b)
 	struct timespec tick = { 0, 100000000 }; /* sample 10 times a second */
 	lanewatch lw;
 	if (lw_init(&lw, a->info.lane_count) != 0)
-		return fail("segment", a->info.name, ckr_strerror(-ENOMEM));
+		return cli_fail("segment", a->info.name, ckr_strerror(-ENOMEM));
 	install_handler(SIGINT, on_stop);
 	install_handler(SIGTERM, on_stop);
 	snap_take(ob, a);
@@ -727,19 +712,19 @@ static int cmd_segment(const opts *o)
 	const char *name = o->arg[0];
 	int rc = ckr_observer_open(name, &ob);
 	if (rc == -ENOENT)
-		return fail("segment", name, "no such segment");
+		return cli_fail("segment", name, "no such segment");
 	if (rc == -EINVAL)
-		return fail("segment", name, "invalid segment name (letters, digits, "
+		return cli_fail("segment", name, "invalid segment name (letters, digits, "
 			    "'.', '_', '-'; at most 200 bytes)");
 	if (rc)
-		return fail("segment", name, ckr_strerror(rc));
+		return cli_fail("segment", name, ckr_strerror(rc));
 	seg_snap a, b;
 	ckr_observer_snapshot(ob, &a.info, NULL, 0); /* the lane count */
 	b.info.lane_count = a.info.lane_count;
 	a.lanes = calloc(a.info.lane_count, sizeof *a.lanes);
 	b.lanes = calloc(a.info.lane_count, sizeof *b.lanes);
 	if (!a.lanes || !b.lanes) {
-		rc = fail("segment", name, ckr_strerror(-ENOMEM));
+		rc = cli_fail("segment", name, ckr_strerror(-ENOMEM));
 		goto out;
 	}
 	/* The observer reads the mapping: a segment truncated under us faults;
@@ -749,7 +734,7 @@ static int cmd_segment(const opts *o)
 	if (sigsetjmp(bus_jmp, 1)) {
 		bus_armed = 0;
 		fflush(stdout);
-		rc = fail("segment", name, "truncated while being read (SIGBUS)");
+		rc = cli_fail("segment", name, "truncated while being read (SIGBUS)");
 		goto out;
 	}
 	bus_armed = 1;
@@ -771,15 +756,15 @@ static int store_open_ro(const char *dir, ckr_store **s)
 	ckr_store_opts so = { .read_only = true };
 	int rc = ckr_store_open(dir, &so, s);
 	if (rc == -ENOENT)
-		return fail("store", dir, "no such directory, or no store in it "
+		return cli_fail("store", dir, "no such directory, or no store in it "
 			    "(has a flusher run on it?)");
 	if (rc == CKR_EVERSION)
-		return fail("store", dir, "made by another ckring version: a store of "
+		return cli_fail("store", dir, "made by another ckring version: a store of "
 			    "ckring 0.1 (schema 1) is migrated in place by starting "
 			    "ckring-flusher --db on it once; a newer schema needs a newer "
 			    "ckring");
 	if (rc)
-		return fail("store", dir, ckr_strerror(rc));
+		return cli_fail("store", dir, ckr_strerror(rc));
 	return 0;
 }
 
@@ -883,7 +868,7 @@ static int db_page(const opts *o, ckr_store *st)
 	q.state = o->state_sel >= 1 && o->state_sel <= 3 ? (ckr_run_state)o->state_sel : 0;
 	int rc = ckr_store_query(st, &q, &v, &n, &more);
 	if (rc)
-		return fail("store", o->arg[0], ckr_strerror(rc));
+		return cli_fail("store", o->arg[0], ckr_strerror(rc));
 	if (o->json) {
 		json_w w;
 		json_init(&w, stdout, 2);
@@ -930,7 +915,7 @@ static int cmd_db(const opts *o)
 	rc = ckr_store_list(st, CKR_LIST_ALL, &v, &n);
 	if (rc) {
 		ckr_store_close(st);
-		return fail("store", dir, ckr_strerror(rc));
+		return cli_fail("store", dir, ckr_strerror(rc));
 	}
 	if (o->json)
 		db_json(st, v, n);
@@ -963,17 +948,17 @@ static int parse_run_id(const opts *o, uint8_t *id, size_t *len)
 	size_t n = strlen(s);
 	if (!o->hex) {
 		if (n == 0 || n > CKR_RUN_ID_MAX)
-			return usage_error("RUN_ID must be 1..64 bytes", s);
+			return cli_usage_error("RUN_ID must be 1..64 bytes", s);
 		memcpy(id, s, n);
 		*len = n;
 		return 0;
 	}
 	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
-		return usage_error("--hex RUN_ID must be 2..128 hex digits", s);
+		return cli_usage_error("--hex RUN_ID must be 2..128 hex digits", s);
 	for (size_t i = 0; i < n / 2; i++) {
 		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
-			return usage_error("bad hex in RUN_ID", s);
+			return cli_usage_error("bad hex in RUN_ID", s);
 		id[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*len = n / 2;
@@ -1090,9 +1075,9 @@ static int cmd_run(const opts *o)
 	rc = ckr_store_resume(st, id, id_len, &rs);
 	ckr_store_close(st);
 	if (rc == -ENOENT)
-		return fail("run", o->arg[1], "no such run in the store");
+		return cli_fail("run", o->arg[1], "no such run in the store");
 	if (rc)
-		return fail("run", o->arg[1], ckr_strerror(rc));
+		return cli_fail("run", o->arg[1], ckr_strerror(rc));
 	if (o->json)
 		run_json(rs);
 	else

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "ckring.h"
+#define CLI_PROG "ckring-load"
+#include "cli.h"
 
 /* How long ckring-load waits for a missing segment to appear by default:
  * ample for a flusher started at the same moment to create it. */
@@ -212,35 +214,6 @@ static void usage(FILE *out)
 	      "or after ckring-flusher --create.\n", out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "ckring-load: %s%s%s (try --help)\n", msg, arg ? ": " : "",
-		arg ? arg : "");
-	return 2;
-}
-
-static bool parse_count(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_wait(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v > 3600000)
-		return false;
-	*out = v;
-	return true;
-}
-
 static int parse_finish(const char *a, load_opts *o)
 {
 	o->finish_leave = strcmp(a, "leave") == 0;
@@ -249,7 +222,7 @@ static int parse_finish(const char *a, load_opts *o)
 	else if (strcmp(a, "fail") == 0)
 		o->finish = CKR_OUTCOME_FAIL;
 	else if (!o->finish_leave)
-		return usage_error("bad --finish (leave|complete|fail)", a);
+		return cli_usage_error("bad --finish (leave|complete|fail)", a);
 	return 0;
 }
 
@@ -270,25 +243,25 @@ static int parse_args(int argc, char **argv, load_opts *o)
 		const char *a = optarg;
 		switch (c) {
 		case 's': o->segment = a; break;
-		case 'p': if (!parse_count(a, 64, &o->procs)) return usage_error("bad --procs (1..64)", a); break;
-		case 't': if (!parse_count(a, 256, &o->threads)) return usage_error("bad --threads (1..256)", a); break;
-		case 'r': if (!parse_count(a, 100000, &o->runs)) return usage_error("bad --runs", a); break;
-		case 'n': if (!parse_count(a, UINT32_MAX, &o->events)) return usage_error("bad --events", a); break;
-		case 'z': if (!parse_count(a, 16u << 20, &o->size) || o->size < 16) return usage_error("bad --size (>= 16)", a); break;
+		case 'p': if (!cli_u64(a, 10, 1, 64, &o->procs)) return cli_usage_error("bad --procs (1..64)", a); break;
+		case 't': if (!cli_u64(a, 10, 1, 256, &o->threads)) return cli_usage_error("bad --threads (1..256)", a); break;
+		case 'r': if (!cli_u64(a, 10, 1, 100000, &o->runs)) return cli_usage_error("bad --runs", a); break;
+		case 'n': if (!cli_u64(a, 10, 1, UINT32_MAX, &o->events)) return cli_usage_error("bad --events", a); break;
+		case 'z': if (!cli_u64(a, 10, 1, 16u << 20, &o->size) || o->size < 16) return cli_usage_error("bad --size (>= 16)", a); break;
 		case 'x': o->prefix = a; break;
 		case 'a': o->ack_file = a; break;
 		case 'f': if (parse_finish(a, o)) return 2; break;
-		case 'w': if (!parse_wait(a, &o->wait_ms)) return usage_error("bad --wait-ms (0..3600000)", a); break;
+		case 'w': if (!cli_u64(a, 10, 0, 3600000, &o->wait_ms)) return cli_usage_error("bad --wait-ms (0..3600000)", a); break;
 		case 'h': usage(stdout); return 1;
-		default: return usage_error("unknown or incomplete option", argv[optind - 1]);
+		default: return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument", argv[optind]);
+		return cli_usage_error("unexpected argument", argv[optind]);
 	if (!o->segment || !o->procs || !o->threads || !o->runs || !o->events || !o->size)
-		return usage_error("--segment, --procs, --threads, --runs, --events and --size are required", NULL);
+		return cli_usage_error("--segment, --procs, --threads, --runs, --events and --size are required", NULL);
 	if (strlen(o->prefix) + 40 > 64)
-		return usage_error("--prefix too long for a 64-byte run id", o->prefix);
+		return cli_usage_error("--prefix too long for a 64-byte run id", o->prefix);
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "ckring_fleet.h"
+#define CLI_PROG "ckring-recover"
+#include "cli.h"
 #include "json.h"
 
 typedef struct args {
@@ -47,13 +49,6 @@ static void usage(FILE *out)
 	      "  --help           this text\n", out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "ckring-recover: %s%s%s (try --help)\n", msg, arg ? ": " : "",
-		arg ? arg : "");
-	return 2;
-}
-
 enum { O_PG = 1, O_DB, O_HOST, O_RUN, O_LIST, O_HOSTS, O_LOST, O_REASON, O_MAX,
        O_JSON, O_HELP };
 
@@ -77,7 +72,7 @@ static int parse_args(int argc, char **argv, args *a)
 		case O_HOST: a->host = v; break;
 		case O_RUN:
 			if (a->n_runs == 64 || !*v || strlen(v) > CKR_RUN_ID_MAX)
-				return usage_error("bad --run (1..64 bytes, at most 64 of them)", v);
+				return cli_usage_error("bad --run (1..64 bytes, at most 64 of them)", v);
 			a->runs[a->n_runs++] = v;
 			break;
 		case O_LIST: a->list = true; break;
@@ -85,24 +80,23 @@ static int parse_args(int argc, char **argv, args *a)
 		case O_LOST: a->lost = v; break;
 		case O_REASON: a->reason = v; break;
 		case O_MAX: {
-			char *end;
-			unsigned long m = strtoul(v, &end, 10);
-			if (*end || end == v || m == 0 || m > 1000)
-				return usage_error("bad --max-attempts (1..1000)", v);
+			uint64_t m;
+			if (!cli_u64(v, 10, 1, 1000, &m))
+				return cli_usage_error("bad --max-attempts (1..1000)", v);
 			a->max_attempts = (uint32_t)m;
 			break;
 		}
 		case O_JSON: a->json = true; break;
 		case O_HELP: usage(stdout); return 1;
-		default: return usage_error("unknown or incomplete option", argv[optind - 1]);
+		default: return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument", argv[optind]);
+		return cli_usage_error("unexpected argument", argv[optind]);
 	if (!a->pg)
-		return usage_error("--pg is required", NULL);
+		return cli_usage_error("--pg is required", NULL);
 	if (!a->hosts && !a->lost && (!a->db || !a->host))
-		return usage_error("--db and --host are required", NULL);
+		return cli_usage_error("--db and --host are required", NULL);
 	return 0;
 }
 

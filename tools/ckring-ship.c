@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "ckring_fleet.h"
+#define CLI_PROG "ckring-ship"
+#include "cli.h"
 
 static volatile int stop_flag;
 
@@ -51,40 +53,6 @@ static void usage(FILE *out)
 	      "  --help              this text\n", out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "ckring-ship: %s%s%s (try --help)\n", msg, arg ? ": " : "",
-		arg ? arg : "");
-	return 2;
-}
-
-/* DUR: digits then ms, s, m or h. */
-static bool parse_dur_ms(const char *s, uint64_t *ms)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return false;
-	uint64_t mul = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 ? 1000
-		     : strcmp(end, "m") == 0 ? 60000 : strcmp(end, "h") == 0 ? 3600000 : 0;
-	if (!mul || v > UINT32_MAX / mul)
-		return false;
-	*ms = v * mul;
-	return true;
-}
-
-static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
 typedef struct args {
 	ckr_ship_opts o;
 	bool init_schema, once;
@@ -102,7 +70,7 @@ static int parse_args(int argc, char **argv, args *a)
 		{ "help", 0, NULL, O_HELP },      { NULL, 0, NULL, 0 },
 	};
 	int c;
-	uint64_t ms;
+	uint64_t ms, n;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		const char *v = optarg;
@@ -112,32 +80,34 @@ static int parse_args(int argc, char **argv, args *a)
 		case O_HOST: a->o.host = v; break;
 		case O_INIT: a->init_schema = true; break;
 		case O_LEASE:
-			if (!parse_dur_ms(v, &ms) || ms == 0)
-				return usage_error("bad --lease (e.g. 30s, 500ms)", v);
+			if (!cli_dur_ms(v, UINT32_MAX, &ms) || ms == 0)
+				return cli_usage_error("bad --lease (e.g. 30s, 500ms)", v);
 			a->o.lease_ms = (uint32_t)ms;
 			break;
 		case O_BATCH:
-			if (!parse_u32(v, 10000000, &a->o.batch_rows))
-				return usage_error("bad --batch-rows", v);
+			if (!cli_u64(v, 10, 1, 10000000, &n))
+				return cli_usage_error("bad --batch-rows", v);
+			a->o.batch_rows = (uint32_t)n;
 			break;
 		case O_IDLE:
-			if (!parse_u32(v, 10000, &a->o.idle_max_ms))
-				return usage_error("bad --idle-max-ms (1..10000)", v);
+			if (!cli_u64(v, 10, 1, 10000, &n))
+				return cli_usage_error("bad --idle-max-ms (1..10000)", v);
+			a->o.idle_max_ms = (uint32_t)n;
 			break;
 		case O_ONCE: a->once = true; break;
 		case O_HELP: usage(stdout); return 1;
-		default: return usage_error("unknown or incomplete option", argv[optind - 1]);
+		default: return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument", argv[optind]);
+		return cli_usage_error("unexpected argument", argv[optind]);
 	if (!a->o.conninfo)
-		return usage_error("--pg is required", NULL);
+		return cli_usage_error("--pg is required", NULL);
 	bool schema_only = a->init_schema && !a->o.db_dir && !a->o.host;
 	if (!schema_only && (!a->o.db_dir || !a->o.host))
-		return usage_error("--db, --pg and --host are required", NULL);
+		return cli_usage_error("--db, --pg and --host are required", NULL);
 	if (a->o.host && (!*a->o.host || strlen(a->o.host) > 200))
-		return usage_error("bad --host (1..200 bytes)", a->o.host);
+		return cli_usage_error("bad --host (1..200 bytes)", a->o.host);
 	return 0;
 }
 

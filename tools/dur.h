@@ -1,5 +1,5 @@
 /*
- * dur.h — durations on the command line (spec §7: "DUR: a number with s, m,
+ * dur.h — durations on the command line (README, "Operating a store": "DUR: a number with s, m,
  * h or d, 0s allowed"), for ckring-admin, ckring-flusher and
  * ckring-inspect. Header-only, static: each tool gets its own copy.
  */
