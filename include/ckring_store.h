@@ -429,9 +429,15 @@ typedef enum ckr_change_kind {
 	CKR_CHANGE_FINISH = 2, /* the run completed or failed */
 	CKR_CHANGE_CLAIM = 3,  /* a recovery claim: next incarnation */
 	CKR_CHANGE_PRUNE = 4,  /* a finished run pruned */
-	CKR_CHANGE_IMPORT = 5, /* a run imported from another host */
+	CKR_CHANGE_IMPORT = 5, /* a run adopted from another host's shared
+	                        * record (ckr_store_adopt) */
 	CKR_CHANGE_MARK = 6,   /* lane positions a flusher batch committed */
-	CKR_CHANGE_RUN = 7,    /* a whole run (snapshots only) */
+	CKR_CHANGE_RUN = 7,    /* a whole run, record and rows: in snapshots
+	                        * (number 0), and in the log for a run written
+	                        * by ckr_store_import */
+	CKR_CHANGE_RETRY = 8,  /* a failed run made claimable again
+	                        * (ckr_store_retry): running, attempts, no
+	                        * error; same incarnation */
 } ckr_change_kind;
 
 /* One stored row (an event in its wire encoding, persist/FORMAT.md). */
@@ -458,12 +464,16 @@ typedef struct ckr_change {
 	uint8_t id[CKR_RUN_ID_MAX];
 	size_t id_len;           /* 0 for MARK */
 	uint32_t incarnation;    /* ROWS: of the rows; CLAIM/IMPORT: the new
-	                          * one; FINISH/PRUNE/RUN: the run's */
+	                          * one; FINISH/PRUNE/RUN/RETRY: the run's */
 	uint32_t lane;           /* ROWS: the lane the rows came through */
 	uint64_t seq_lo, seq_hi; /* ROWS: the range stored */
 	/* ROWS: the rows of the range that exist now (rows the run lost since,
 	 * completed or pruned, are absent; rows a claim set aside since are
-	 * flagged); RUN: every row and set-aside row. In seq order. */
+	 * flagged); RUN of a snapshot: every row and set-aside row; RUN of the
+	 * log: the rows it arrived with that exist now (in `events` or, set
+	 * aside by a later claim, in `set_aside`: every row of an incarnation
+	 * up to the entry's, while the record is the one the import wrote).
+	 * In seq order. */
 	const ckr_change_row *rows;
 	size_t n_rows;
 	ckr_run_state state;     /* FINISH, RUN */
@@ -475,7 +485,7 @@ typedef struct ckr_change {
 	bool moved;              /* RUN: marked moved to another host */
 	uint64_t prefix_seq;     /* CLAIM: rows above it were set aside;
 	                          * IMPORT, RUN: the run's last sequence */
-	uint32_t attempts;       /* CLAIM, IMPORT, RUN */
+	uint32_t attempts;       /* CLAIM, IMPORT, RUN, RETRY */
 	/* RUN, and ROWS from seq 0 (the begin; from the run's record when its
 	 * begin row is gone): what the run was begun with. */
 	ckr_kind run_kind;

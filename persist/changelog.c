@@ -280,6 +280,43 @@ int ckr_clog_put_import(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	return put_one(txn, s, &e);
 }
 
+int ckr_clog_put_retry(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		       size_t id_len, const ckr_rec *r)
+{
+	entry e = { .kind = CKR_CHANGE_RETRY, .incarnation = r->incarnation,
+		    .b = r->attempts, .id = id, .id_len = id_len };
+	return put_one(txn, s, &e);
+}
+
+int ckr_clog_put_run(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		     size_t id_len, const ckr_rec *r)
+{
+	size_t len = CKR_CLOG_RUN_TAIL + r->label_len + r->meta_len + r->error_len;
+	uint8_t *t = malloc(len);
+	if (!t)
+		return -ENOMEM;
+	t[0] = r->state;
+	t[1] = r->kind;
+	ckr_st_put_le(t + 2, r->label_len, 2);
+	ckr_st_put_le(t + 4, r->attempts, 4);
+	ckr_st_put_le(t + 8, r->meta_len, 4);
+	ckr_st_put_le(t + 12, r->error_len, 4);
+	uint8_t *p = t + CKR_CLOG_RUN_TAIL;
+	if (r->label_len)
+		memcpy(p, r->label, r->label_len);
+	if (r->meta_len)
+		memcpy(p + r->label_len, r->meta, r->meta_len);
+	if (r->error_len)
+		memcpy(p + r->label_len + r->meta_len, r->error, r->error_len);
+	entry e = { .kind = CKR_CHANGE_RUN, .incarnation = r->incarnation,
+		    .flags = (r->flags & CKR_REC_CLEARED) ? 1 : 0, .a = r->created_ns,
+		    .b = r->finished_ns, .c = r->last_seq, .id = id, .id_len = id_len,
+		    .tail = t, .tail_len = len };
+	int rc = put_one(txn, s, &e);
+	free(t);
+	return rc;
+}
+
 /* ---- registration, position, trimming ---- */
 
 int ckr_store_ship_register(ckr_store *s, ckr_log_info *out)
