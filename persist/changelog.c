@@ -160,25 +160,29 @@ int ckr_clog_flush(ckr_clog *c, MDB_txn *txn, const ckr_store *s, ckr_clog_range
 {
 	if (!r->open)
 		return 0;
+	uint8_t created[8];
+	ckr_st_put_le(created, r->created, 8);
 	entry e = { .kind = CKR_CHANGE_ROWS, .incarnation = r->incarnation,
-		    .a = r->lo, .b = r->hi, .c = r->lane, .id = id, .id_len = id_len };
+		    .a = r->lo, .b = r->hi, .c = r->lane, .id = id, .id_len = id_len,
+		    .tail = created, .tail_len = sizeof created };
 	r->open = false;
 	return batch_put(c, txn, s, &e);
 }
 
 int ckr_clog_row(ckr_clog *c, MDB_txn *txn, const ckr_store *s, ckr_clog_range *r,
-		 const uint8_t *id, size_t id_len, uint32_t incarnation, uint64_t seq)
+		 const uint8_t *id, size_t id_len, uint64_t created, uint32_t incarnation,
+		 uint64_t seq)
 {
 	if (r->open && r->incarnation == incarnation && r->lane == c->lane &&
-	    seq == r->hi + 1) {
+	    r->created == created && seq == r->hi + 1) {
 		r->hi = seq; /* the common case: the next row of the run */
 		return 0;
 	}
 	int rc = ckr_clog_flush(c, txn, s, r, id, id_len);
 	if (rc)
 		return rc;
-	*r = (ckr_clog_range){ .lo = seq, .hi = seq, .incarnation = incarnation,
-			       .lane = c->lane, .open = true };
+	*r = (ckr_clog_range){ .lo = seq, .hi = seq, .created = created,
+			       .incarnation = incarnation, .lane = c->lane, .open = true };
 	return 0;
 }
 

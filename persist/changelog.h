@@ -22,9 +22,12 @@
 #include "persist/store_internal.h"
 
 /* A run's rows stored by the open batch and not logged yet: seqs lo..hi of
- * one incarnation through one lane (a run keeps its lane per incarnation). */
+ * one incarnation through one lane (a run keeps its lane per incarnation),
+ * of the run whose record was created at `created` (its generation: an id
+ * removed and begun anew is another run). */
 typedef struct ckr_clog_range {
 	uint64_t lo, hi;
+	uint64_t created;
 	uint32_t incarnation;
 	uint32_t lane;
 	bool open;
@@ -44,10 +47,12 @@ typedef struct ckr_clog {
 /* The lane the next events of the batch come through. Can't fail. */
 void ckr_clog_lane(ckr_clog *c, uint32_t lane);
 
-/* A row (id, incarnation, seq) was stored: extend the run's range, or log
- * the old range and start a new one. @return 0; CKR_STORE_MAPFULL; -EIO. */
+/* A row (id, incarnation, seq) of the run created at `created` (its
+ * record's created_ns) was stored: extend the run's range, or log the old
+ * range and start a new one. @return 0; CKR_STORE_MAPFULL; -EIO. */
 int ckr_clog_row(ckr_clog *c, MDB_txn *txn, const ckr_store *s, ckr_clog_range *r,
-		 const uint8_t *id, size_t id_len, uint32_t incarnation, uint64_t seq);
+		 const uint8_t *id, size_t id_len, uint64_t created, uint32_t incarnation,
+		 uint64_t seq);
 
 /* Log the run's open range, if any (before anything else of that run, and
  * at commit). @return as ckr_clog_row. */

@@ -9,10 +9,14 @@
  * its rows are looked up now: in `events` (a row of that incarnation), else
  * in `set_aside` (a claim moved it since), else gone (the run completed or
  * was pruned since: a later FINISH/PRUNE entry says so). Within one
- * incarnation a sequence number is stored at most once, so a row found is
- * the row that entry logged; no row is named by two entries. A RUN entry
- * (ckr_store_import) names every row of an incarnation up to its own, while
- * the record is the one the import wrote (decode_run).
+ * incarnation of one run a sequence number is stored at most once, so a row
+ * found is the row that entry logged, and no row is named by two entries.
+ * "One run" is one record: an id removed (pruned) and begun or imported
+ * anew is another run, whose rows an old entry must not find (they would be
+ * shipped twice): an entry names the created time of its run's record, and
+ * finds rows only while the record is that one (same_run). A RUN entry
+ * (ckr_store_import) names every row of an incarnation up to its own
+ * (decode_run).
  *
  * Concurrency: any thread of any process, concurrently with the flusher;
  * mark_moved and import are short write transactions (like a claim).
@@ -132,7 +136,7 @@ static int cmp_row(const void *a, const void *b)
 }
 
 /* What the run of a ROWS entry from seq 0 was begun with: its begin row,
- * or (gone) its record. */
+ * or (gone) its record, if it is still that run. */
 static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 {
 	ckr_event ev;
@@ -147,11 +151,10 @@ static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 		c->meta_len = ev.u.begin.meta_len;
 	}
 	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
-	if (rc == -ENOENT)
-		return 0; /* pruned since: its PRUNE entry follows */
+	if (rc == -ENOENT || (rc == 0 && r.created_ns != c->created_ns))
+		return 0; /* pruned since (begun anew?): its PRUNE entry follows */
 	if (rc)
 		return rc;
-	c->created_ns = r.created_ns;
 	if (!c->run_kind) {
 		c->run_kind = (ckr_kind)r.kind;
 		c->label = (const char *)r.label;
@@ -160,6 +163,18 @@ static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 		c->meta_len = r.meta_len;
 	}
 	return 0;
+}
+
+/* Is the store's record of c's run the run c was logged for (created at
+ * c->created_ns), so that its rows are the rows c names? A record gone or
+ * made anew since (removed, then begun or imported again) has none of them:
+ * a later entry (PRUNE) says what became of them. */
+static int same_run(MDB_txn *txn, const ckr_store *s, const ckr_change *c, bool *same)
+{
+	ckr_rec r;
+	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
+	*same = rc == 0 && r.created_ns == c->created_ns;
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* Keep the rows of b from index `from` on whose incarnation is at most inc. */
@@ -177,9 +192,7 @@ static void rows_upto(rowbuf *b, size_t from, uint32_t inc)
  * import wrote it comes from the entry; its rows from the store, now: every
  * row of an incarnation up to the entry's (later incarnations are a later
  * claim's, logged as ROWS), in `events` or set aside by a later claim —
- * while the record is still the one the import wrote (its created time). A
- * record gone or made anew since has none of them left: a later entry
- * (PRUNE) says so.
+ * while the record is still the one the import wrote (same_run).
  */
 static int decode_run(MDB_txn *txn, const ckr_store *s, uint32_t flags, uint64_t a,
 		      uint64_t bb, uint64_t cc, const uint8_t *tail, size_t tail_len,
@@ -205,12 +218,11 @@ static int decode_run(MDB_txn *txn, const ckr_store *s, uint32_t flags, uint64_t
 	c->finished_ns = bb;
 	c->prefix_seq = cc;
 	c->cleared = flags & 1;
-	ckr_rec r;
-	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
-	if (rc == -ENOENT || (rc == 0 && r.created_ns != a))
-		return 0;
-	if (rc == 0)
-		rc = event_rows(txn, s, c->id, c->id_len, 0, 0, UINT64_MAX, b);
+	bool same;
+	int rc = same_run(txn, s, c, &same);
+	if (rc || !same)
+		return rc;
+	rc = event_rows(txn, s, c->id, c->id_len, 0, 0, UINT64_MAX, b);
 	rows_upto(b, 0, c->incarnation);
 	size_t found = b->n;
 	if (rc == 0)
@@ -250,7 +262,14 @@ static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 		c->seq_lo = a;
 		c->seq_hi = bb;
 		c->lane = (uint32_t)cc;
-		int rc = event_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);
+		if (tail_len != 8 || bb < a)
+			return CKR_ECORRUPT;
+		c->created_ns = ckr_st_get_le(tail, 8);
+		bool same;
+		int rc = same_run(txn, s, c, &same);
+		if (rc || !same)
+			return rc ? rc : (a == 0 ? begin_info(txn, s, c) : 0);
+		rc = event_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);
 		size_t found = b->n;
 		if (rc == 0 && found < bb - a + 1)
 			rc = aside_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);

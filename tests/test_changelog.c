@@ -451,6 +451,20 @@ static void test_an_import_is_logged_with_its_rows(void **state)
 	tu_rmrf(g.dir);
 }
 
+static void test_a_run_begun_anew_is_another_run(void **state)
+{
+	fx *f = *state;
+	seen z;
+	make_run(f, "re", 2, true);
+	prune_all(f->s); /* removed */
+	make_run(f, "re", 1, false);
+	read_log(f->s, 0, &z);
+	/* The first run's rows are gone; the rows there now are the second
+	 * run's, named by its own entry only. */
+	assert_string_equal(z.text, "rows re i1 0-2 n0;finish re 2;prune re removed;"
+				    "rows re i1 0-1 n2;");
+}
+
 /* What a prune step reported. */
 static void count_done(void *ctx, const ckr_pruned *p)
 {
@@ -509,6 +523,7 @@ int main(void)
 		T(test_fail_and_retry_are_logged),
 		T(test_a_moved_run_is_not_retried),
 		T(test_an_import_is_logged_with_its_rows),
+		T(test_a_run_begun_anew_is_another_run),
 		T(test_a_bounded_prune_logs_each_run_once),
 #undef T
 	};
