@@ -21,7 +21,8 @@
 #   6  the flusher's background retention (--keep-failed, --keep-completed)
 #      on B;
 #   7  the same actions again while A's shipper is SIGKILLed at random
-#      points and restarted: exactly once afterwards.
+#      points and restarted: exactly once afterwards;
+#   8  ckring-admin host-lost NAME --pg CONNINFO declares a host lost.
 set -euo pipefail
 FL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ckring-shipadmin.XXXXXX")
 FL_SEG_PREFIX=${FL_SEG_PREFIX:-ckrsa}
@@ -195,4 +196,19 @@ fl_shipper A
 mirror A 7
 mirror B 7
 fl_ok "7: fail, retry, import, claims, prunes while A's shipper was SIGKILLed at random points ($kills kills, seed ${SEED:-$$}): exactly once: $(sed 's/^pgverify: //' "$FL_TMP/mirror-A-7.log")"
+# 8 -- ckring-admin host-lost
+"$ADMIN" host-lost B --pg "$PG_CONN" --reason "integ: declared" --json >"$FL_TMP/lost.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["action"]=="host-lost" and d["host"]=="B" else 1)' \
+  "$FL_TMP/lost.json" || fl_fail "8: host-lost --json: $(cat "$FL_TMP/lost.json")"
+"$FL_BIN/ckring-recover" --pg "$PG_CONN" --hosts --json | python3 -c '
+import json, sys
+h = {x["host"]: x for x in json.load(sys.stdin)["hosts"]}
+sys.exit(0 if h["B"]["declared_lost"] and h["B"]["reason"] == "integ: declared" and not h["A"]["lost"] else 1)' ||
+  fl_fail "8: B is not declared lost"
+set +e
+"$ADMIN" host-lost nosuch --pg "$PG_CONN" >/dev/null 2>"$FL_TMP/err"; st=$?
+set -e
+[ "$st" = 1 ] && [ "$(wc -l <"$FL_TMP/err")" = 1 ] && grep -q 'no such host' "$FL_TMP/err" ||
+  fl_fail "8: host-lost of an unknown host: exit $st: $(cat "$FL_TMP/err")"
+fl_ok "8: ckring-admin host-lost B --pg ...: declared lost with its reason (ckring-recover --hosts); an unknown host exits 1 with one line"
 echo "test_ship_admin: all passed"

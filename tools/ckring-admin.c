@@ -8,10 +8,13 @@
  *   ckring-admin retry DIR RUN_ID [--json]
  *   ckring-admin export DIR RUN_ID
  *   ckring-admin import DIR FILE [--json]
+ *   ckring-admin host-lost NAME --pg CONNINFO [--reason TEXT] [--json]
  *
  * Argument parsing, printing and the JSON of export/import only; every
  * action is a call of ckring_store.h (one store transaction each, or for
- * prune a sequence of bounded ones: ring/PROTOCOL.md, "Operator actions").
+ * prune a sequence of bounded ones: ring/PROTOCOL.md, "Operator actions"),
+ * or, for host-lost, of ckring_fleet.h (ckr_fleet_host_lost: one UPDATE in
+ * the shared database; docs/DESIGN.md §11).
  * Exit status: 0 done; 1 the action was refused or failed (one line on
  * stderr); 2 usage error.
  */
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckring_fleet.h"
 #include "ckring_store.h"
 #include "dur.h"
 #include "json.h"
@@ -39,6 +43,7 @@ typedef struct opts {
 	const char *arg[2];
 	int n_args;
 	const char *reason;
+	const char *pg;
 	bool json, dry_run, hex, has_failed, has_completed;
 	uint64_t failed_s, completed_s;
 	uint64_t txn_runs, txn_rows;
@@ -52,7 +57,9 @@ static void usage(FILE *out)
 	      "       " PROG " retry DIR RUN_ID [--json]\n"
 	      "       " PROG " export DIR RUN_ID\n"
 	      "       " PROG " import DIR FILE [--json]\n"
-	      "Operator actions on the ckring store at DIR; safe while ckring-flusher runs.\n\n"
+	      "       " PROG " host-lost NAME --pg CONNINFO [--reason TEXT] [--json]\n"
+	      "Operator actions on the ckring store at DIR; safe while ckring-flusher runs;\n"
+	      "and on the shared PostgreSQL of a fleet (host-lost).\n\n"
 	      "  prune    remove failed runs that failed longer ago than DUR (record,\n"
 	      "           events, set-aside rows), and clear the kept events of completed\n"
 	      "           runs that completed longer ago than DUR (the record stays, so a\n"
@@ -66,11 +73,19 @@ static void usage(FILE *out)
 	      "  export   print one run (record and every row, base64) as one JSON document\n"
 	      "  import   write a run exported from another store (FILE, or - for stdin);\n"
 	      "           refused if DIR has a run of that id; a running run arrives\n"
-	      "           claimable\n\n"
+	      "           claimable (with a shipper: a run another host holds in the\n"
+	      "           shared database is refused there and marked moved here)\n"
+	      "  host-lost declare host NAME lost in the shared database of CONNINFO: its\n"
+	      "           interrupted runs may be claimed by other hosts at once\n"
+	      "           (ckring-recover), whatever its lease says; if it comes back,\n"
+	      "           its writes for the runs that moved are refused\n\n"
 	      "  DUR                 a number with s, m, h or d: 90s, 15m, 2h, 7d, 0s\n"
 	      "  --dry-run           (prune) list what would go; change nothing\n"
 	      "  --json              one JSON document on stdout\n"
 	      "  --hex               RUN_ID is given as hex bytes\n"
+	      "  --pg CONNINFO       (host-lost) libpq connection string of the database\n"
+	      "  --reason TEXT       (fail) why, in the run's error; (host-lost) why,\n"
+	      "                      kept with the mark (default \"declared lost\")\n"
 	      "  --txn-runs N        (prune) runs touched per transaction (default 64)\n"
 	      "  --txn-rows N        (prune) rows deleted per transaction (default 8192)\n"
 	      "  --help              this text\n\n"
@@ -95,7 +110,7 @@ static int fail_line(const char *what, const char *name, const char *why)
 /* ------------------------------------------------------------------ */
 
 enum { O_FAILED = 1, O_COMPLETED, O_DRY, O_JSON, O_REASON, O_HEX, O_TXN_RUNS,
-       O_TXN_ROWS, O_HELP };
+       O_TXN_ROWS, O_PG, O_HELP };
 
 static const struct option long_opts[] = {
 	{ "failed-older-than", required_argument, NULL, O_FAILED },
@@ -106,6 +121,7 @@ static const struct option long_opts[] = {
 	{ "hex", no_argument, NULL, O_HEX },
 	{ "txn-runs", required_argument, NULL, O_TXN_RUNS },
 	{ "txn-rows", required_argument, NULL, O_TXN_ROWS },
+	{ "pg", required_argument, NULL, O_PG },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -150,6 +166,11 @@ static int parse_option(int c, const char *a, opts *o)
 	case O_TXN_ROWS:
 		return parse_count(a, 10000000, &o->txn_rows)
 			       ? 0 : usage_error("bad --txn-rows (1..10000000)", a);
+	case O_PG:
+		if (!*a)
+			return usage_error("bad --pg (a libpq connection string)", a);
+		o->pg = a;
+		return 0;
 	case O_HELP: usage(stdout); return 1;
 	}
 	return usage_error("unknown or incomplete option", NULL);
@@ -158,21 +179,24 @@ static int parse_option(int c, const char *a, opts *o)
 /* Each command's arguments and options. */
 static int check_command(const opts *o)
 {
-	static const char *const cmds[] = { "prune", "fail", "retry", "export", "import" };
-	static const int nargs[] = { 1, 2, 2, 2, 2 };
+	enum { PRUNE, FAIL, RETRY, EXPORT, IMPORT, HOST_LOST, N_CMDS };
+	static const char *const cmds[] = { "prune", "fail", "retry", "export", "import",
+					    "host-lost" };
+	static const int nargs[] = { 1, 2, 2, 2, 2, 1 };
 	static const char *const missing[] = { "missing store DIR", "missing DIR or RUN_ID",
-		"missing DIR or RUN_ID", "missing DIR or RUN_ID", "missing DIR or FILE" };
+		"missing DIR or RUN_ID", "missing DIR or RUN_ID", "missing DIR or FILE",
+		"missing host NAME" };
 	int i = 0;
-	while (i < 5 && strcmp(o->cmd, cmds[i]) != 0)
+	while (i < N_CMDS && strcmp(o->cmd, cmds[i]) != 0)
 		i++;
-	if (i == 5)
-		return usage_error("unknown command (prune, fail, retry, export or import)",
-				   o->cmd);
+	if (i == N_CMDS)
+		return usage_error("unknown command (prune, fail, retry, export, import or "
+				   "host-lost)", o->cmd);
 	if (o->n_args < nargs[i])
 		return usage_error(missing[i], NULL);
 	if (o->n_args > nargs[i])
 		return usage_error("unexpected argument", o->arg[nargs[i]]);
-	bool prune = i == 0, fail = i == 1;
+	bool prune = i == PRUNE, fail = i == FAIL, lost = i == HOST_LOST;
 	if (!prune && (o->has_failed || o->has_completed || o->dry_run || o->txn_runs ||
 		       o->txn_rows))
 		return usage_error("--failed-older-than, --completed-older-than, --dry-run, "
@@ -180,12 +204,18 @@ static int check_command(const opts *o)
 	if (prune && !o->has_failed && !o->has_completed)
 		return usage_error("prune needs --failed-older-than DUR and/or "
 				   "--completed-older-than DUR", NULL);
-	if (fail != (o->reason != NULL))
-		return usage_error(fail ? "fail needs --reason TEXT"
-					: "--reason applies to 'fail' only", NULL);
-	if (o->hex && (prune || i == 4))
+	if (fail && !o->reason)
+		return usage_error("fail needs --reason TEXT", NULL);
+	if (o->reason && !fail && !lost)
+		return usage_error("--reason applies to 'fail' and 'host-lost' only", NULL);
+	if (lost != (o->pg != NULL))
+		return usage_error(lost ? "host-lost needs --pg CONNINFO"
+					: "--pg applies to 'host-lost' only", NULL);
+	if (lost && strlen(o->arg[0]) > 200)
+		return usage_error("host NAME must be 1..200 bytes", o->arg[0]);
+	if (o->hex && (prune || i == IMPORT || lost))
 		return usage_error("--hex applies to fail, retry and export", NULL);
-	if (o->json && i == 3)
+	if (o->json && i == EXPORT)
 		return usage_error("export always prints JSON (--json is not needed)", NULL);
 	return 0;
 }
@@ -205,8 +235,8 @@ static int parse_args(int argc, char **argv, opts *o)
 			return rc;
 	}
 	if (optind >= argc)
-		return usage_error("missing command (prune, fail, retry, export or import)",
-				   NULL);
+		return usage_error("missing command (prune, fail, retry, export, import or "
+				   "host-lost)", NULL);
 	o->cmd = argv[optind++];
 	for (; optind < argc; optind++) {
 		if (o->n_args == 2)
@@ -771,6 +801,9 @@ static int cmd_retry(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	if (rc == CKR_ETERMINAL)
 		return fail_line("retry", o->arg[1], "the run completed: a completed run "
 				 "keeps no events, there is nothing to resume");
+	if (rc == CKR_EMOVED)
+		return fail_line("retry", o->arg[1], "the run moved to another host (the "
+				 "shared database gives it there): it is never driven here again");
 	if (rc)
 		return fail_line("retry", o->arg[1], ckr_strerror(rc));
 	if (o->json) {
@@ -781,6 +814,48 @@ static int cmd_retry(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	       "seq %" PRIu64 "), attempts reset to 0; the next claim makes incarnation "
 	       "%" PRIu32 "\n", id_text(id, n, b, sizeof b), r.events, r.prefix_seq,
 	       r.incarnation + 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* host-lost                                                           */
+/* ------------------------------------------------------------------ */
+
+static int cmd_host_lost(const opts *o)
+{
+	const char *host = o->arg[0];
+	char err[512] = "";
+	ckr_fleet *fl;
+	/* The connection names no host of its own: declaring claims nothing. */
+	int rc = ckr_fleet_connect(o->pg, "-", &fl, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, PROG ": host-lost '%s': cannot use the database: %s%s%s\n", host,
+			ckr_strerror(rc), err[0] ? ": " : "", err);
+		return 1;
+	}
+	rc = ckr_fleet_host_lost(fl, host, o->reason);
+	if (rc == -ENOENT)
+		fprintf(stderr, PROG ": host-lost '%s': no such host in the database (its "
+			"shipper never registered)\n", host);
+	else if (rc)
+		fprintf(stderr, PROG ": host-lost '%s': %s%s%s\n", host, ckr_strerror(rc),
+			ckr_fleet_error(fl)[0] ? ": " : "", ckr_fleet_error(fl));
+	ckr_fleet_close(fl);
+	if (rc)
+		return 1;
+	if (o->json) {
+		json_w w;
+		json_init(&w, stdout, 2);
+		json_obj(&w);
+		json_key(&w, "action"); json_str(&w, "host-lost");
+		json_key(&w, "host"); json_str(&w, host);
+		json_key(&w, "reason"); json_str(&w, o->reason ? o->reason : "declared lost");
+		json_end_obj(&w);
+		json_finish(&w);
+	} else {
+		printf("host %s declared lost: its interrupted runs may be claimed by other "
+		       "hosts now (ckring-recover)\n", host);
+	}
 	return 0;
 }
 
@@ -815,6 +890,8 @@ int main(int argc, char **argv)
 		rc = with_run(&o, cmd_retry);
 	else if (strcmp(o.cmd, "export") == 0)
 		rc = with_run(&o, cmd_export);
+	else if (strcmp(o.cmd, "host-lost") == 0)
+		rc = cmd_host_lost(&o);
 	else
 		rc = cmd_import(&o);
 	if (fflush(stdout) != 0 && rc == 0) {
