@@ -214,15 +214,18 @@ CKR_API int ckr_store_prune(ckr_store *s, uint32_t completed_age_s,
 /* flusher). Each is one LMDB write transaction, or (prune) a bounded  */
 /* sequence of them, so a crash of any process leaves each run either  */
 /* as it was or as the action made it (ring/PROTOCOL.md, "Operator     */
-/* actions"). All refuse -EROFS on a read-only handle and -EBUSY while */
-/* the calling thread holds a flusher batch open on the store.         */
+/* actions"). Each writes its change-log entries (below, "The change   */
+/* log") in that same transaction, so a shipper applies it exactly     */
+/* once. All refuse -EROFS on a read-only handle and -EBUSY while the  */
+/* calling thread holds a flusher batch open on the store.             */
 /* ------------------------------------------------------------------ */
 
 /*
  * Give up on a running run: it becomes FAILED with the error
  * "failed by operator: <reason>". Its writer is fenced: every later event
  * of that writer (even one already in the ring) is rejected by the flusher
- * (after_end) and reported, so its ckr_wait() returns CKR_EREJECTED.
+ * (after_end) and reported, so its ckr_wait() returns CKR_EREJECTED. Logged
+ * as a FINISH (failed, with that error).
  * @param reason  NUL-terminated, 1..4000 bytes
  * @param[out] out  the run afterwards (may be NULL)
  * @return 0; -EINVAL bad id or reason; -ENOENT no such run; CKR_ETERMINAL
@@ -237,11 +240,12 @@ CKR_API int ckr_store_fail(ckr_store *s, const void *id, size_t id_len,
  * budget: RUNNING, attempts 0, no writer, and a new owner identity that is
  * recorded as ended, so it is listed as interrupted and the next
  * ckr_store_claim() names a new writer and incarnation. The writer it had
- * stays fenced (its events are rejected: foreign).
+ * stays fenced (its events are rejected: foreign). Logged as a RETRY.
  * @return 0; -EINVAL; -ENOENT no such run (or it is being pruned);
  *         -EALREADY the run is running; CKR_ETERMINAL the run completed
- *         (a completed run keeps no events: nothing to resume); -EROFS;
- *         -EBUSY; -ENOSPC; -EIO.
+ *         (a completed run keeps no events: nothing to resume); CKR_EMOVED
+ *         the run moved to another host (ckr_store_mark_moved: it is
+ *         never driven here again); -EROFS; -EBUSY; -ENOSPC; -EIO.
  */
 CKR_API int ckr_store_retry(ckr_store *s, const void *id, size_t id_len,
 			    ckr_run_info *out);
@@ -298,7 +302,10 @@ CKR_API void ckr_export_free(ckr_export *e);
  * are recomputed from the rows. A running run arrives claimable: no writer,
  * owner pid 0 and an owner identity recorded as ended (no process of this
  * host ever wrote it), keeping its incarnation and attempts; a failed run
- * stays failed (ckr_store_retry makes it claimable).
+ * stays failed (ckr_store_retry makes it claimable). Logged as a RUN (the
+ * record; a shipper ships it with its rows as this host's run — unless its
+ * shared database gives the run to another host: refused there, and a
+ * running run is marked moved here).
  * @param[out] out  the run as stored (may be NULL)
  * @return 0; -EEXIST the store has a run of that id; -EINVAL a field out of
  *         range; CKR_ECORRUPT a row that does not check; -EROFS; -EBUSY;
@@ -352,9 +359,11 @@ typedef void (*ckr_prune_fn)(void *ctx, const ckr_pruned *p);
  * rows do not fit is marked "being removed" (persist/FORMAT.md, flag bit 1)
  * and continued by the next step — of this sequence, or of any later one,
  * whatever its ages (the flusher's retention continues it too). Records of
- * running runs are never touched. fn (may be NULL) is called for each run
- * touched, after the commit (dry_run: for each run that would go, with its
- * row counts, and done set).
+ * running runs are never touched. The transaction that finishes a run logs
+ * its PRUNE (removed, or cleared); the steps before log nothing, so a
+ * shipped copy keeps the run's rows until then. fn (may be NULL) is called
+ * for each run touched, after the commit (dry_run: for each run that would
+ * go, with its row counts, and done set).
  * @param[in,out] pos  where to start; moved on
  * @return 1 the scan reached the last run (pos is reset: a full pass is
  *         done); 0 call again; -EINVAL; -EROFS; -EBUSY; -ENOSPC; -EIO.
