@@ -502,7 +502,9 @@ typedef struct ckr_change {
 	size_t label_len;
 	const uint8_t *meta;
 	size_t meta_len;
-	uint64_t created_ns;
+	uint64_t created_ns;     /* RUN, ROWS: when the run's record was made
+	                          * (names the run: an id removed and begun
+	                          * anew is another run, with another time) */
 	uint8_t epoch[16];       /* MARK: the segment epoch of the positions */
 	const ckr_change_lane *lanes; /* MARK */
 	size_t n_lanes;
