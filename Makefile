@@ -66,8 +66,10 @@ BENCH_SRC := $(filter-out bench/push_probe.c bench/ship_bench.c,$(wildcard bench
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 BENCH_TOOLS := $(BUILD)/bench/ckring-push-probe
 TOOLS     += $(BUILD)/bin/ckring-bench
-# Tools over libckring-fleet (libpq).
-FLEET_TOOLS := $(BUILD)/bin/ckring-ship $(BUILD)/bin/ckring-recover
+# Tools over libckring-fleet (libpq): the shipper, recovery across hosts, and
+# ckring-admin (its host-lost). The flusher, ckring-inspect and ckring-load
+# never link libpq (tests/test_symbols.sh).
+FLEET_TOOLS := $(BUILD)/bin/ckring-ship $(BUILD)/bin/ckring-recover $(BUILD)/bin/ckring-admin
 TEST_SRC  := $(wildcard tests/test_*.c)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
@@ -208,7 +210,7 @@ $(FLEET_TOOLS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libckring-fleet.a \
   $(BUILD)/libckring-store.a $(BUILD)/libckring.a
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-fleet.a $(BUILD)/libckring-store.a \
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(TOOL_EXTRA) $(BUILD)/libckring-fleet.a $(BUILD)/libckring-store.a \
 	  $(BUILD)/libckring.a $(LDFLAGS) $(FLEET_LIBS) $(LDLIBS) -lm
 
 $(filter-out $(PROD_TOOLS) $(FLEET_TOOLS),$(TOOL_BINS)): $(BUILD)/bin/%: $(BUILD)/tools/%.o \

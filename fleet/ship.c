@@ -593,6 +593,24 @@ static int apply_prune(ckr_shipper *sh, const op *o, runst *r)
 	return rc;
 }
 
+/* A failed run made claimable again (ckr_store_retry): running, a fresh
+ * attempt budget, no error; the incarnation stays (the next claim bumps it,
+ * as after any crash). Only a failed run of ours, of that incarnation. */
+static int apply_retry(ckr_shipper *sh, const op *o, runst *r)
+{
+	if (!fenced_ok(r, o->inc) || r->state != CKR_RUN_FAILED)
+		return refuse(sh, o, r);
+	char att[24];
+	u64s(att, o->attempts);
+	int rc = run_stmt(sh, "UPDATE ckring_runs SET state = 1, attempts = $2, error = NULL, "
+			  "finished_ns = 0, updated_at = now() WHERE run_id = $1", o->id,
+			  o->id_len, 1, att);
+	r->state = CKR_RUN_RUNNING;
+	return rc;
+}
+
+static int apply_run(ckr_shipper *sh, const op *o, runst *r);
+
 static int apply_mark(ckr_shipper *sh, const op *o)
 {
 	if (!sh->rep || memcmp(o->epoch, sh->rep_epoch, 16) != 0)
@@ -623,6 +641,10 @@ static int apply_op(ckr_shipper *sh, const op *o)
 		return apply_prune(sh, o, r);
 	case CKR_CHANGE_IMPORT:
 		return fenced_ok(r, o->inc) ? 0 : refuse(sh, o, r);
+	case CKR_CHANGE_RETRY:
+		return apply_retry(sh, o, r);
+	case CKR_CHANGE_RUN:
+		return apply_run(sh, o, r);
 	default:
 		return 0;
 	}
@@ -658,12 +680,20 @@ static int put_run(ckr_shipper *sh, const op *o)
 	return fpg_params(sh->pg, sh->err, UPSERT_RUN, 12, v, lens, bin, NULL);
 }
 
+/*
+ * A whole run: from a snapshot (number 0), or from the log (a run written
+ * by ckr_store_import, with the rows it arrived with). The database's copy
+ * of a run of ours is replaced. A run the database gives to another host is
+ * never shipped: in a snapshot it moved while this store was not shipped
+ * (a running one is marked moved here); from the log it was imported here
+ * while another host holds it (refused, recorded, and marked moved here if
+ * it runs: a run moves between the hosts of one database by ckring-recover,
+ * never by an import).
+ */
 static int apply_run(ckr_shipper *sh, const op *o, runst *r)
 {
 	if (r->exists && !r->mine) {
-		/* The database gives it to another host: it moved while this
-		 * store was not shipped. Never ship it; mark it moved here. */
-		if (o->state == CKR_RUN_RUNNING)
+		if (o->number || o->state == CKR_RUN_RUNNING)
 			return refuse(sh, o, r);
 		return 0;
 	}

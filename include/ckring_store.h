@@ -214,15 +214,18 @@ CKR_API int ckr_store_prune(ckr_store *s, uint32_t completed_age_s,
 /* flusher). Each is one LMDB write transaction, or (prune) a bounded  */
 /* sequence of them, so a crash of any process leaves each run either  */
 /* as it was or as the action made it (ring/PROTOCOL.md, "Operator     */
-/* actions"). All refuse -EROFS on a read-only handle and -EBUSY while */
-/* the calling thread holds a flusher batch open on the store.         */
+/* actions"). Each writes its change-log entries (below, "The change   */
+/* log") in that same transaction, so a shipper applies it exactly     */
+/* once. All refuse -EROFS on a read-only handle and -EBUSY while the  */
+/* calling thread holds a flusher batch open on the store.             */
 /* ------------------------------------------------------------------ */
 
 /*
  * Give up on a running run: it becomes FAILED with the error
  * "failed by operator: <reason>". Its writer is fenced: every later event
  * of that writer (even one already in the ring) is rejected by the flusher
- * (after_end) and reported, so its ckr_wait() returns CKR_EREJECTED.
+ * (after_end) and reported, so its ckr_wait() returns CKR_EREJECTED. Logged
+ * as a FINISH (failed, with that error).
  * @param reason  NUL-terminated, 1..4000 bytes
  * @param[out] out  the run afterwards (may be NULL)
  * @return 0; -EINVAL bad id or reason; -ENOENT no such run; CKR_ETERMINAL
@@ -237,11 +240,12 @@ CKR_API int ckr_store_fail(ckr_store *s, const void *id, size_t id_len,
  * budget: RUNNING, attempts 0, no writer, and a new owner identity that is
  * recorded as ended, so it is listed as interrupted and the next
  * ckr_store_claim() names a new writer and incarnation. The writer it had
- * stays fenced (its events are rejected: foreign).
+ * stays fenced (its events are rejected: foreign). Logged as a RETRY.
  * @return 0; -EINVAL; -ENOENT no such run (or it is being pruned);
  *         -EALREADY the run is running; CKR_ETERMINAL the run completed
- *         (a completed run keeps no events: nothing to resume); -EROFS;
- *         -EBUSY; -ENOSPC; -EIO.
+ *         (a completed run keeps no events: nothing to resume); CKR_EMOVED
+ *         the run moved to another host (ckr_store_mark_moved: it is
+ *         never driven here again); -EROFS; -EBUSY; -ENOSPC; -EIO.
  */
 CKR_API int ckr_store_retry(ckr_store *s, const void *id, size_t id_len,
 			    ckr_run_info *out);
@@ -298,7 +302,10 @@ CKR_API void ckr_export_free(ckr_export *e);
  * are recomputed from the rows. A running run arrives claimable: no writer,
  * owner pid 0 and an owner identity recorded as ended (no process of this
  * host ever wrote it), keeping its incarnation and attempts; a failed run
- * stays failed (ckr_store_retry makes it claimable).
+ * stays failed (ckr_store_retry makes it claimable). Logged as a RUN (the
+ * record; a shipper ships it with its rows as this host's run — unless its
+ * shared database gives the run to another host: refused there, and a
+ * running run is marked moved here).
  * @param[out] out  the run as stored (may be NULL)
  * @return 0; -EEXIST the store has a run of that id; -EINVAL a field out of
  *         range; CKR_ECORRUPT a row that does not check; -EROFS; -EBUSY;
@@ -352,9 +359,11 @@ typedef void (*ckr_prune_fn)(void *ctx, const ckr_pruned *p);
  * rows do not fit is marked "being removed" (persist/FORMAT.md, flag bit 1)
  * and continued by the next step — of this sequence, or of any later one,
  * whatever its ages (the flusher's retention continues it too). Records of
- * running runs are never touched. fn (may be NULL) is called for each run
- * touched, after the commit (dry_run: for each run that would go, with its
- * row counts, and done set).
+ * running runs are never touched. The transaction that finishes a run logs
+ * its PRUNE (removed, or cleared); the steps before log nothing, so a
+ * shipped copy keeps the run's rows until then. fn (may be NULL) is called
+ * for each run touched, after the commit (dry_run: for each run that would
+ * go, with its row counts, and done set).
  * @param[in,out] pos  where to start; moved on
  * @return 1 the scan reached the last run (pos is reset: a full pass is
  *         done); 0 call again; -EINVAL; -EROFS; -EBUSY; -ENOSPC; -EIO.
@@ -429,9 +438,15 @@ typedef enum ckr_change_kind {
 	CKR_CHANGE_FINISH = 2, /* the run completed or failed */
 	CKR_CHANGE_CLAIM = 3,  /* a recovery claim: next incarnation */
 	CKR_CHANGE_PRUNE = 4,  /* a finished run pruned */
-	CKR_CHANGE_IMPORT = 5, /* a run imported from another host */
+	CKR_CHANGE_IMPORT = 5, /* a run adopted from another host's shared
+	                        * record (ckr_store_adopt) */
 	CKR_CHANGE_MARK = 6,   /* lane positions a flusher batch committed */
-	CKR_CHANGE_RUN = 7,    /* a whole run (snapshots only) */
+	CKR_CHANGE_RUN = 7,    /* a whole run, record and rows: in snapshots
+	                        * (number 0), and in the log for a run written
+	                        * by ckr_store_import */
+	CKR_CHANGE_RETRY = 8,  /* a failed run made claimable again
+	                        * (ckr_store_retry): running, attempts, no
+	                        * error; same incarnation */
 } ckr_change_kind;
 
 /* One stored row (an event in its wire encoding, persist/FORMAT.md). */
@@ -458,12 +473,16 @@ typedef struct ckr_change {
 	uint8_t id[CKR_RUN_ID_MAX];
 	size_t id_len;           /* 0 for MARK */
 	uint32_t incarnation;    /* ROWS: of the rows; CLAIM/IMPORT: the new
-	                          * one; FINISH/PRUNE/RUN: the run's */
+	                          * one; FINISH/PRUNE/RUN/RETRY: the run's */
 	uint32_t lane;           /* ROWS: the lane the rows came through */
 	uint64_t seq_lo, seq_hi; /* ROWS: the range stored */
 	/* ROWS: the rows of the range that exist now (rows the run lost since,
 	 * completed or pruned, are absent; rows a claim set aside since are
-	 * flagged); RUN: every row and set-aside row. In seq order. */
+	 * flagged); RUN of a snapshot: every row and set-aside row; RUN of the
+	 * log: the rows it arrived with that exist now (in `events` or, set
+	 * aside by a later claim, in `set_aside`: every row of an incarnation
+	 * up to the entry's, while the record is the one the import wrote).
+	 * In seq order. */
 	const ckr_change_row *rows;
 	size_t n_rows;
 	ckr_run_state state;     /* FINISH, RUN */
@@ -475,7 +494,7 @@ typedef struct ckr_change {
 	bool moved;              /* RUN: marked moved to another host */
 	uint64_t prefix_seq;     /* CLAIM: rows above it were set aside;
 	                          * IMPORT, RUN: the run's last sequence */
-	uint32_t attempts;       /* CLAIM, IMPORT, RUN */
+	uint32_t attempts;       /* CLAIM, IMPORT, RUN, RETRY */
 	/* RUN, and ROWS from seq 0 (the begin; from the run's record when its
 	 * begin row is gone): what the run was begun with. */
 	ckr_kind run_kind;
@@ -483,7 +502,9 @@ typedef struct ckr_change {
 	size_t label_len;
 	const uint8_t *meta;
 	size_t meta_len;
-	uint64_t created_ns;
+	uint64_t created_ns;     /* RUN, ROWS: when the run's record was made
+	                          * (names the run: an id removed and begun
+	                          * anew is another run, with another time) */
 	uint8_t epoch[16];       /* MARK: the segment epoch of the positions */
 	const ckr_change_lane *lanes; /* MARK */
 	size_t n_lanes;

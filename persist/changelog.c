@@ -160,25 +160,29 @@ int ckr_clog_flush(ckr_clog *c, MDB_txn *txn, const ckr_store *s, ckr_clog_range
 {
 	if (!r->open)
 		return 0;
+	uint8_t created[8];
+	ckr_st_put_le(created, r->created, 8);
 	entry e = { .kind = CKR_CHANGE_ROWS, .incarnation = r->incarnation,
-		    .a = r->lo, .b = r->hi, .c = r->lane, .id = id, .id_len = id_len };
+		    .a = r->lo, .b = r->hi, .c = r->lane, .id = id, .id_len = id_len,
+		    .tail = created, .tail_len = sizeof created };
 	r->open = false;
 	return batch_put(c, txn, s, &e);
 }
 
 int ckr_clog_row(ckr_clog *c, MDB_txn *txn, const ckr_store *s, ckr_clog_range *r,
-		 const uint8_t *id, size_t id_len, uint32_t incarnation, uint64_t seq)
+		 const uint8_t *id, size_t id_len, uint64_t created, uint32_t incarnation,
+		 uint64_t seq)
 {
 	if (r->open && r->incarnation == incarnation && r->lane == c->lane &&
-	    seq == r->hi + 1) {
+	    r->created == created && seq == r->hi + 1) {
 		r->hi = seq; /* the common case: the next row of the run */
 		return 0;
 	}
 	int rc = ckr_clog_flush(c, txn, s, r, id, id_len);
 	if (rc)
 		return rc;
-	*r = (ckr_clog_range){ .lo = seq, .hi = seq, .incarnation = incarnation,
-			       .lane = c->lane, .open = true };
+	*r = (ckr_clog_range){ .lo = seq, .hi = seq, .created = created,
+			       .incarnation = incarnation, .lane = c->lane, .open = true };
 	return 0;
 }
 
@@ -278,6 +282,43 @@ int ckr_clog_put_import(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 	entry e = { .kind = CKR_CHANGE_IMPORT, .incarnation = r->incarnation,
 		    .a = r->last_seq, .b = r->attempts, .id = id, .id_len = id_len };
 	return put_one(txn, s, &e);
+}
+
+int ckr_clog_put_retry(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		       size_t id_len, const ckr_rec *r)
+{
+	entry e = { .kind = CKR_CHANGE_RETRY, .incarnation = r->incarnation,
+		    .b = r->attempts, .id = id, .id_len = id_len };
+	return put_one(txn, s, &e);
+}
+
+int ckr_clog_put_run(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
+		     size_t id_len, const ckr_rec *r)
+{
+	size_t len = CKR_CLOG_RUN_TAIL + r->label_len + r->meta_len + r->error_len;
+	uint8_t *t = malloc(len);
+	if (!t)
+		return -ENOMEM;
+	t[0] = r->state;
+	t[1] = r->kind;
+	ckr_st_put_le(t + 2, r->label_len, 2);
+	ckr_st_put_le(t + 4, r->attempts, 4);
+	ckr_st_put_le(t + 8, r->meta_len, 4);
+	ckr_st_put_le(t + 12, r->error_len, 4);
+	uint8_t *p = t + CKR_CLOG_RUN_TAIL;
+	if (r->label_len)
+		memcpy(p, r->label, r->label_len);
+	if (r->meta_len)
+		memcpy(p + r->label_len, r->meta, r->meta_len);
+	if (r->error_len)
+		memcpy(p + r->label_len + r->meta_len, r->error, r->error_len);
+	entry e = { .kind = CKR_CHANGE_RUN, .incarnation = r->incarnation,
+		    .flags = (r->flags & CKR_REC_CLEARED) ? 1 : 0, .a = r->created_ns,
+		    .b = r->finished_ns, .c = r->last_seq, .id = id, .id_len = id_len,
+		    .tail = t, .tail_len = len };
+	int rc = put_one(txn, s, &e);
+	free(t);
+	return rc;
 }
 
 /* ---- registration, position, trimming ---- */

@@ -24,9 +24,16 @@
  * rule; a run retried (RUNNING again) or changed between the two
  * transactions is left alone. Running runs are never touched.
  *
+ * The change log: the transaction that finishes a run logs its PRUNE
+ * (removed, or cleared to its tombstone); the steps before it log nothing.
+ * A shared database keeps the run's rows until then — what it holds of a
+ * run being removed is what the store held before the prune began, and
+ * the last step's entry makes the two equal again (FORMAT.md, `changes`).
+ *
  * Concurrency: any thread of any process (LMDB's writer lock orders the
  * steps against batches and claims); -EBUSY in a thread that holds a batch.
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -222,7 +229,8 @@ static int prune_run(MDB_txn *txn, const ckr_store *s, const cand *cd, ckr_rec *
 	p->done = !more;
 	if (!more && r->state == CKR_RUN_FAILED) {
 		MDB_val k = { cd->id_len, (void *)cd->id };
-		return ckr_st_err(mdb_del(txn, s->dbi[CKR_DB_RUNS], &k, NULL));
+		rc = ckr_clog_put_prune(txn, s, cd->id, cd->id_len, r, true);
+		return rc ? rc : ckr_st_err(mdb_del(txn, s->dbi[CKR_DB_RUNS], &k, NULL));
 	}
 	r->events = sub_sat(r->events, p->events);
 	r->bytes = sub_sat(r->bytes, bytes);
@@ -236,7 +244,8 @@ static int prune_run(MDB_txn *txn, const ckr_store *s, const cand *cd, ckr_rec *
 		r->meta = NULL;
 		r->meta_len = 0;
 	}
-	return ckr_st_rec_put(txn, s, cd->id, cd->id_len, r, tmp);
+	rc = ckr_st_rec_put(txn, s, cd->id, cd->id_len, r, tmp);
+	return rc || more ? rc : ckr_clog_put_prune(txn, s, cd->id, cd->id_len, r, false);
 }
 
 /* (2) The write transaction over the picked runs. */

@@ -20,10 +20,16 @@
  * without marking any real process image ended (which would make that
  * process's other runs claimable while it writes them).
  *
+ * The change log (FORMAT.md, `changes`): each write action logs its change
+ * in its own transaction, so a shipper sees it exactly once: fail a FINISH
+ * (failed, with the error), retry a RETRY, import a RUN (the record; the
+ * reader finds the rows it wrote). Export writes nothing.
+ *
  * Concurrency: any thread of any process, concurrently with the flusher;
  * -EBUSY while the calling thread holds a batch open (LMDB allows one write
  * transaction per thread).
  */
+#include "persist/changelog.h"
 #include "persist/store_internal.h"
 
 #include <errno.h>
@@ -145,6 +151,8 @@ static int fail_in(MDB_txn *txn, ckr_store *s, void *p)
 		 * events meet a FAILED run (after_end) and are reported. */
 		rc = ckr_st_rec_put(txn, s, c->id, c->id_len, &r, &tmp);
 	}
+	if (rc == 0)
+		rc = ckr_clog_put_finish(txn, s, c->id, c->id_len, &r);
 	free(rec.p);
 	free(tmp.p);
 	free(err.p);
@@ -176,6 +184,8 @@ static int retry_in(MDB_txn *txn, ckr_store *s, void *p)
 
 	if (rc == 0 && (r.flags & CKR_REC_REMOVING))
 		rc = -ENOENT; /* being pruned: its rows are going */
+	else if (rc == 0 && (r.flags & CKR_REC_MOVED))
+		rc = CKR_EMOVED; /* another host drives it: never again here */
 	else if (rc == 0 && r.state == CKR_RUN_RUNNING)
 		rc = -EALREADY;
 	else if (rc == 0 && r.state == CKR_RUN_COMPLETED)
@@ -192,6 +202,8 @@ static int retry_in(MDB_txn *txn, ckr_store *s, void *p)
 		r.error_len = 0;
 		rc = ckr_st_rec_put(txn, s, c->id, c->id_len, &r, &tmp);
 	}
+	if (rc == 0)
+		rc = ckr_clog_put_retry(txn, s, c->id, c->id_len, &r);
 	free(rec.p);
 	free(tmp.p);
 	return rc;
@@ -462,6 +474,8 @@ static int import_in(MDB_txn *txn, ckr_store *s, void *p)
 		rc = ended_identity(txn, s, 0, 0, &r.owner);
 	if (rc == 0)
 		rc = ckr_st_rec_put(txn, s, in->id, in->id_len, &r, &tmp);
+	if (rc == 0)
+		rc = ckr_clog_put_run(txn, s, in->id, in->id_len, &r);
 	free(tmp.p);
 	return rc;
 }

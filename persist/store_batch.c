@@ -341,7 +341,8 @@ static int apply_begin(ckr_batch *b, const ckr_event *ev, const void *raw,
 	/* No row can be left at (run, 0) without a record: overwrite. */
 	rc = ckr_st_err(put_event(b, ev, raw, raw_len, 0));
 	if (rc == 0)
-		rc = ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len, 1, 0);
+		rc = ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len,
+				  r->created_ns, 1, 0);
 	if (rc)
 		return rc;
 	e->present = e->dirty = true;
@@ -417,7 +418,7 @@ static int apply_data(ckr_batch *b, const ckr_event *ev, const void *raw,
 	memcpy(r->epoch, b->epoch, CKR_EPOCH_BYTES);
 	e->dirty = true;
 	b->counts[CKR_APPLY_STORED]++;
-	return ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len,
+	return ckr_clog_row(&b->clog, b->txn, b->s, &e->log, ev->id, ev->id_len, r->created_ns,
 			    ev->incarnation, ev->seq);
 }
 

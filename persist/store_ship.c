@@ -1,7 +1,7 @@
 /*
  * store_ship.c — what a shipper needs of the store (ckring_store.h, "The
  * change log"): reading the log with the rows each entry names, a snapshot
- * of every run, marking a run that moved to another host, and importing a
+ * of every run, marking a run that moved to another host, and adopting a
  * run claimed from another host's shared record.
  *
  * Reading: one read transaction per call, so an entry and the rows it names
@@ -9,8 +9,14 @@
  * its rows are looked up now: in `events` (a row of that incarnation), else
  * in `set_aside` (a claim moved it since), else gone (the run completed or
  * was pruned since: a later FINISH/PRUNE entry says so). Within one
- * incarnation a sequence number is stored at most once, so a row found is
- * the row that entry logged; no row is named by two entries.
+ * incarnation of one run a sequence number is stored at most once, so a row
+ * found is the row that entry logged, and no row is named by two entries.
+ * "One run" is one record: an id removed (pruned) and begun or imported
+ * anew is another run, whose rows an old entry must not find (they would be
+ * shipped twice): an entry names the created time of its run's record, and
+ * finds rows only while the record is that one (same_run). A RUN entry
+ * (ckr_store_import) names every row of an incarnation up to its own
+ * (decode_run).
  *
  * Concurrency: any thread of any process, concurrently with the flusher;
  * mark_moved and import are short write transactions (like a claim).
@@ -130,7 +136,7 @@ static int cmp_row(const void *a, const void *b)
 }
 
 /* What the run of a ROWS entry from seq 0 was begun with: its begin row,
- * or (gone) its record. */
+ * or (gone) its record, if it is still that run. */
 static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 {
 	ckr_event ev;
@@ -145,11 +151,10 @@ static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 		c->meta_len = ev.u.begin.meta_len;
 	}
 	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
-	if (rc == -ENOENT)
-		return 0; /* pruned since: its PRUNE entry follows */
+	if (rc == -ENOENT || (rc == 0 && r.created_ns != c->created_ns))
+		return 0; /* pruned since (begun anew?): its PRUNE entry follows */
 	if (rc)
 		return rc;
-	c->created_ns = r.created_ns;
 	if (!c->run_kind) {
 		c->run_kind = (ckr_kind)r.kind;
 		c->label = (const char *)r.label;
@@ -160,7 +165,79 @@ static int begin_info(MDB_txn *txn, const ckr_store *s, ckr_change *c)
 	return 0;
 }
 
-/* Decode entry (k, v) into *c (rows looked up for ROWS). */
+/* Is the store's record of c's run the run c was logged for (created at
+ * c->created_ns), so that its rows are the rows c names? A record gone or
+ * made anew since (removed, then begun or imported again) has none of them:
+ * a later entry (PRUNE) says what became of them. */
+static int same_run(MDB_txn *txn, const ckr_store *s, const ckr_change *c, bool *same)
+{
+	ckr_rec r;
+	int rc = ckr_st_rec_get(txn, s, c->id, c->id_len, &r, NULL);
+	*same = rc == 0 && r.created_ns == c->created_ns;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Keep the rows of b from index `from` on whose incarnation is at most inc. */
+static void rows_upto(rowbuf *b, size_t from, uint32_t inc)
+{
+	size_t k = from;
+	for (size_t i = from; i < b->n; i++)
+		if (b->v[i].incarnation <= inc)
+			b->v[k++] = b->v[i];
+	b->n = k;
+}
+
+/*
+ * A RUN entry of the log (ckr_store_import, changelog.h): the record as the
+ * import wrote it comes from the entry; its rows from the store, now: every
+ * row of an incarnation up to the entry's (later incarnations are a later
+ * claim's, logged as ROWS), in `events` or set aside by a later claim —
+ * while the record is still the one the import wrote (same_run).
+ */
+static int decode_run(MDB_txn *txn, const ckr_store *s, uint32_t flags, uint64_t a,
+		      uint64_t bb, uint64_t cc, const uint8_t *tail, size_t tail_len,
+		      ckr_change *c, rowbuf *b)
+{
+	if (tail_len < CKR_CLOG_RUN_TAIL)
+		return CKR_ECORRUPT;
+	size_t ll = (size_t)ckr_st_get_le(tail + 2, 2), ml = (size_t)ckr_st_get_le(tail + 8, 4),
+	       el = (size_t)ckr_st_get_le(tail + 12, 4);
+	if (CKR_CLOG_RUN_TAIL + ll + ml + el != tail_len)
+		return CKR_ECORRUPT;
+	const uint8_t *texts = tail + CKR_CLOG_RUN_TAIL;
+	c->state = (ckr_run_state)tail[0];
+	c->run_kind = (ckr_kind)tail[1];
+	c->attempts = (uint32_t)ckr_st_get_le(tail + 4, 4);
+	c->label = (const char *)texts;
+	c->label_len = ll;
+	c->meta = texts + ll;
+	c->meta_len = ml;
+	c->error = texts + ll + ml;
+	c->error_len = el;
+	c->created_ns = a;
+	c->finished_ns = bb;
+	c->prefix_seq = cc;
+	c->cleared = flags & 1;
+	bool same;
+	int rc = same_run(txn, s, c, &same);
+	if (rc || !same)
+		return rc;
+	rc = event_rows(txn, s, c->id, c->id_len, 0, 0, UINT64_MAX, b);
+	rows_upto(b, 0, c->incarnation);
+	size_t found = b->n;
+	if (rc == 0)
+		rc = aside_rows(txn, s, c->id, c->id_len, 0, 0, UINT64_MAX, b);
+	if (rc)
+		return rc;
+	rows_upto(b, found, c->incarnation);
+	if (b->n > found)
+		qsort(b->v, b->n, sizeof *b->v, cmp_row);
+	c->rows = b->v;
+	c->n_rows = b->n;
+	return 0;
+}
+
+/* Decode entry (k, v) into *c (rows looked up for ROWS and RUN). */
 static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 			const MDB_val *v, ckr_change *c, rowbuf *b)
 {
@@ -185,7 +262,14 @@ static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 		c->seq_lo = a;
 		c->seq_hi = bb;
 		c->lane = (uint32_t)cc;
-		int rc = event_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);
+		if (tail_len != 8 || bb < a)
+			return CKR_ECORRUPT;
+		c->created_ns = ckr_st_get_le(tail, 8);
+		bool same;
+		int rc = same_run(txn, s, c, &same);
+		if (rc || !same)
+			return rc ? rc : (a == 0 ? begin_info(txn, s, c) : 0);
+		rc = event_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);
 		size_t found = b->n;
 		if (rc == 0 && found < bb - a + 1)
 			rc = aside_rows(txn, s, c->id, c->id_len, c->incarnation, a, bb, b);
@@ -214,6 +298,11 @@ static int decode_entry(MDB_txn *txn, const ckr_store *s, const MDB_val *k,
 	case CKR_CHANGE_PRUNE:
 		c->removed = flags & 1;
 		return 0;
+	case CKR_CHANGE_RETRY:
+		c->attempts = (uint32_t)bb;
+		return 0;
+	case CKR_CHANGE_RUN:
+		return decode_run(txn, s, flags, a, bb, cc, tail, tail_len, c, b);
 	case CKR_CHANGE_MARK:
 		if (tail_len != CKR_EPOCH_BYTES + cc * 16)
 			return CKR_ECORRUPT;

@@ -9,7 +9,8 @@
 #   - ckring-inspect db --state / --older-than / --limit / --after pages
 #     through the store; segment --watch shows the oldest unflushed age;
 #   - --help exits 0; every bad argument of docs/BAD_INPUT.md exits 2 with
-#     one line; refusals exit 1 with one line.
+#     one line; refusals exit 1 with one line (host-lost's own run against
+#     a database: tests/test_ship_admin.sh).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -154,6 +155,11 @@ usage_is 2 admin retry "$tmp/db" 01234567890123456789012345678901234567890123456
 usage_is 2 admin export "$tmp/db" x --json
 usage_is 2 admin import "$tmp/db" a b
 usage_is 2 admin fail "$tmp/db" x --reason y --dry-run
+usage_is 2 admin host-lost
+usage_is 2 admin host-lost hostA
+usage_is 2 admin host-lost hostA extra --pg "dbname=x"
+usage_is 2 admin host-lost hostA --pg "dbname=x" --hex
+usage_is 2 admin retry "$tmp/db" x --pg "dbname=x"
 usage_is 2 "$bin/ckring-inspect" db "$tmp/db" --state lost
 usage_is 2 "$bin/ckring-inspect" db "$tmp/db" --older-than 1
 usage_is 2 "$bin/ckring-inspect" db "$tmp/db" --limit 0
@@ -167,7 +173,9 @@ usage_is 1 admin retry "$tmp/db" c-p0-t0-r0
 grep -q 'completed' "$tmp/err" || die "retry completed: $(cat "$tmp/err")"
 usage_is 1 admin prune "$tmp/nowhere" --failed-older-than 1d
 usage_is 1 admin import "$tmp/db2" "$tmp/missing.json"
-ok "refusals exit 1 with one line (no such run, completed run, no store, no file)"
+usage_is 1 admin host-lost hostA --pg "host=$tmp/nosock dbname=x"
+grep -q 'cannot use the database' "$tmp/err" || die "host-lost without a server: $(cat "$tmp/err")"
+ok "refusals exit 1 with one line (no such run, completed run, no store, no file, no database)"
 
 kill -TERM "$fpid"; wait "$fpid" || die "the flusher did not exit 0"
 fpid=""

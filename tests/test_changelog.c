@@ -121,6 +121,10 @@ static int note(void *ctx, const ckr_change *c)
 		snprintf(line, sizeof line, "run %.*s %d n%zu;", (int)c->id_len,
 			 (const char *)c->id, c->state, c->n_rows);
 		break;
+	case CKR_CHANGE_RETRY:
+		snprintf(line, sizeof line, "retry %.*s i%u a%u;", (int)c->id_len,
+			 (const char *)c->id, c->incarnation, c->attempts);
+		break;
 	}
 	size_t l = strlen(line);
 	assert_true(z->len + l < sizeof z->text);
@@ -339,6 +343,173 @@ static void test_an_imported_run_continues_here(void **state)
 	assert_string_equal(z.text, "import imp i3;rows imp i3 2-2 n1;");
 }
 
+/* Begin run id with n messages and leave it (its owner ended), or fail it. */
+static void make_run(fx *f, const char *id, int n, bool fail)
+{
+	ckr_batch *b;
+	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
+	apply(f, b, CKR_EV_BEGIN, id, 1, 0, NULL);
+	for (int i = 1; i <= n; i++)
+		apply(f, b, CKR_EV_MESSAGE, id, 1, (uint64_t)i, "msg");
+	if (fail)
+		apply(f, b, CKR_EV_FAIL, id, 1, (uint64_t)n + 1, "boom");
+	assert_int_equal(ckr_batch_owner_ended(b, &f->who), 0);
+	assert_int_equal(ckr_batch_commit(b), 0);
+}
+
+static uint64_t log_last(ckr_store *s)
+{
+	ckr_log_info li;
+	assert_int_equal(ckr_store_log_info(s, &li), 0);
+	return li.last;
+}
+
+/* Prune every finished run now (bounded steps, until a full pass). */
+static void prune_all(ckr_store *s)
+{
+	ckr_prune_opts o = { .failed_age_s = 0, .completed_age_s = 0 };
+	ckr_prune_pos pos = { 0 };
+	int rc;
+	while ((rc = ckr_store_prune_step(s, &o, &pos, NULL, NULL)) == 0)
+		;
+	assert_int_equal(rc, 1);
+}
+
+/* The error a FINISH entry carries, as text. */
+static int grab_error(void *ctx, const ckr_change *c)
+{
+	char *out = ctx;
+	assert_int_equal(c->kind, CKR_CHANGE_FINISH);
+	assert_true(c->error_len < 64);
+	memcpy(out, c->error, c->error_len);
+	out[c->error_len] = '\0';
+	return 0;
+}
+
+static void test_fail_and_retry_are_logged(void **state)
+{
+	fx *f = *state;
+	char err[64];
+	seen z;
+	make_run(f, "op", 2, false);
+	uint64_t at = log_last(f->s);
+	assert_int_equal(ckr_store_fail(f->s, "op", 2, "stuck", NULL), 0);
+	read_log(f->s, at, &z);
+	assert_string_equal(z.text, "finish op 2;");
+	assert_int_equal(ckr_store_changes(f->s, at, 1, grab_error, err, NULL), 0);
+	assert_string_equal(err, "failed by operator: stuck");
+	assert_int_equal(ckr_store_retry(f->s, "op", 2, NULL), 0);
+	read_log(f->s, at + 1, &z);
+	assert_string_equal(z.text, "retry op i1 a0;");
+	/* Refused actions log nothing. */
+	assert_int_equal(ckr_store_retry(f->s, "op", 2, NULL), -EALREADY);
+	assert_int_equal(ckr_store_fail(f->s, "nope", 4, "x", NULL), -ENOENT);
+	assert_int_equal(log_last(f->s), at + 2);
+}
+
+static void test_a_moved_run_is_not_retried(void **state)
+{
+	fx *f = *state;
+	make_run(f, "mv", 1, false);
+	assert_int_equal(ckr_store_mark_moved(f->s, "mv", 2, "host-b", 2), 0);
+	assert_int_equal(ckr_store_retry(f->s, "mv", 2, NULL), CKR_EMOVED);
+}
+
+static void test_an_import_is_logged_with_its_rows(void **state)
+{
+	fx *f = *state;
+	ckr_export *e;
+	ckr_claim cl;
+	seen z;
+	make_run(f, "ex", 3, false);
+	assert_int_equal(ckr_store_export(f->s, "ex", 2, &e), 0);
+	/* Into a second store, as another host's operator would. */
+	fx g = { .dir = tu_tmpdir("clog2") };
+	bool retired;
+	assert_int_equal(ckr_store_open_rw(g.dir, NULL, &g.s), 0);
+	assert_int_equal(ckr_store_bind_segment(g.s, "clog-seg2", EPOCH, &retired, NULL), 0);
+	assert_int_equal(ckr_store_import(g.s, e, NULL), 0);
+	read_log(g.s, 0, &z);
+	assert_string_equal(z.text, "run ex 1 n4;"); /* the begin and 3 messages */
+	assert_int_not_equal(z.numbers[0], 0);       /* a log entry, not a snapshot */
+	/* Claimed here (the rows past a gap would go aside): the import's entry
+	 * still names its 4 rows, the claim's new rows are the claim's. */
+	assert_int_equal(ckr_store_claim(g.s, "ex", 2, &cl), 0);
+	read_log(g.s, 0, &z);
+	assert_string_equal(z.text, "run ex 1 n4;claim ex i2 p3;");
+	/* Removed and imported again: the old entry names none of the new
+	 * run's rows (it is another run of that id). */
+	assert_int_equal(ckr_store_fail(g.s, "ex", 2, "x", NULL), 0);
+	prune_all(g.s);
+	e->created_ns += 1;
+	assert_int_equal(ckr_store_import(g.s, e, NULL), 0);
+	read_log(g.s, 0, &z);
+	assert_string_equal(z.text, "run ex 1 n0;claim ex i2 p3;finish ex 2;prune ex removed;"
+				    "run ex 1 n4;");
+	ckr_export_free(e);
+	ckr_store_close(g.s);
+	tu_rmrf(g.dir);
+}
+
+static void test_a_run_begun_anew_is_another_run(void **state)
+{
+	fx *f = *state;
+	seen z;
+	make_run(f, "re", 2, true);
+	prune_all(f->s); /* removed */
+	make_run(f, "re", 1, false);
+	read_log(f->s, 0, &z);
+	/* The first run's rows are gone; the rows there now are the second
+	 * run's, named by its own entry only. */
+	assert_string_equal(z.text, "rows re i1 0-2 n0;finish re 2;prune re removed;"
+				    "rows re i1 0-1 n2;");
+}
+
+/* What a prune step reported. */
+static void count_done(void *ctx, const ckr_pruned *p)
+{
+	int *n = ctx;
+	*n += p->done;
+}
+
+static void test_a_bounded_prune_logs_each_run_once(void **state)
+{
+	ckr_prune_opts o = { .failed_age_s = 0, .completed_age_s = 0, .max_rows = 2 };
+	ckr_prune_pos pos = { 0 };
+	ckr_store_rw_opts keep = { .keep_completed_s = 3600 };
+	ckr_batch *b;
+	bool retired;
+	seen z;
+	/* A store that keeps completed runs' events (a flusher's
+	 * --keep-completed), so that a prune has rows to clear. */
+	fx g = { .dir = tu_tmpdir("clog3"), .who = ((fx *)*state)->who }, *f = &g;
+	assert_int_equal(ckr_store_open_rw(g.dir, &keep, &g.s), 0);
+	assert_int_equal(ckr_store_bind_segment(g.s, "clog-seg3", EPOCH, &retired, NULL), 0);
+	make_run(f, "pf", 4, true);
+	assert_int_equal(ckr_batch_begin(f->s, &b), 0);
+	apply(f, b, CKR_EV_BEGIN, "pc", 1, 0, NULL);
+	apply(f, b, CKR_EV_MESSAGE, "pc", 1, 1, "m");
+	apply(f, b, CKR_EV_MESSAGE, "pc", 1, 2, "m");
+	apply(f, b, CKR_EV_COMPLETE, "pc", 1, 3, NULL);
+	assert_int_equal(ckr_batch_commit(b), 0);
+	uint64_t at = log_last(f->s);
+	int done = 0, steps = 0, rc;
+	do {
+		uint64_t before = log_last(f->s);
+		int was = done;
+		rc = ckr_store_prune_step(f->s, &o, &pos, count_done, &done);
+		assert_true(rc == 0 || rc == 1);
+		/* A step logs exactly the runs it finished. */
+		assert_int_equal(log_last(f->s) - before, (uint64_t)(done - was));
+		steps++;
+	} while (rc == 0 || done < 2);
+	assert_true(steps >= 4); /* 5 + 3 rows, 2 a step */
+	read_log(f->s, at, &z);
+	assert_string_equal(z.text, "prune pc;prune pf removed;");
+	ckr_store_close(g.s);
+	tu_rmrf(g.dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +520,11 @@ int main(void)
 		T(test_trimming_follows_the_shipped_position),
 		T(test_a_moved_run_is_never_driven_here),
 		T(test_an_imported_run_continues_here),
+		T(test_fail_and_retry_are_logged),
+		T(test_a_moved_run_is_not_retried),
+		T(test_an_import_is_logged_with_its_rows),
+		T(test_a_run_begun_anew_is_another_run),
+		T(test_a_bounded_prune_logs_each_run_once),
 #undef T
 	};
 	return cmocka_run_group_tests_name("changelog", tests, NULL, NULL);

@@ -6,8 +6,8 @@
 # the node CKRING_PRIVATE_*, the internals declared CKR_SHARED, and that set
 # is exactly what libckring-store needs from it. Finally the shipped
 # libraries never print, kill, read the environment or install a signal
-# handler (test hooks live in the hooks build only), and the producer
-# library does not link LMDB.
+# handler (test hooks live in the hooks build only), the producer library
+# does not link LMDB, and only the fleet's tools link libpq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -80,6 +80,18 @@ if [ -f "$BUILD/libckring-fleet.so" ]; then
 else
   echo "FAIL: $BUILD/libckring-fleet.so is missing (make lib)"; fail=1
 fi
+
+# The tools: exactly those over libckring-fleet link libpq (the flusher and
+# the inspector work without it: the embedded path never needs PostgreSQL).
+links_pq() { readelf -d "$1" 2>/dev/null | grep -q 'NEEDED.*libpq'; }
+pq_tools="ckring-ship ckring-recover ckring-admin"
+for t in $pq_tools; do
+  links_pq "$BUILD/bin/$t" || { echo "FAIL: $t does not link libpq (FLEET_TOOLS)"; fail=1; }
+done
+for t in ckring-flusher ckring-inspect ckring-load; do
+  if links_pq "$BUILD/bin/$t"; then echo "FAIL: $t links libpq"; fail=1; fi
+done
+echo "ok - the tools that link libpq are $pq_tools; the flusher, inspector and load do not"
 
 quiet() { # ARCHIVE [EXTRA_FORBIDDEN_REGEX]
   local bad re='^(printf|fprintf|vfprintf|puts|fputs|putchar|fputc|perror|fwrite|raise|abort|exit|_exit|getenv|signal|sigaction)$'

@@ -8,10 +8,13 @@
  *   ckring-admin retry DIR RUN_ID [--json]
  *   ckring-admin export DIR RUN_ID
  *   ckring-admin import DIR FILE [--json]
+ *   ckring-admin host-lost NAME --pg CONNINFO [--reason TEXT] [--json]
  *
  * Argument parsing, printing and the JSON of export/import only; every
  * action is a call of ckring_store.h (one store transaction each, or for
- * prune a sequence of bounded ones: ring/PROTOCOL.md, "Operator actions").
+ * prune a sequence of bounded ones: ring/PROTOCOL.md, "Operator actions"),
+ * or, for host-lost, of ckring_fleet.h (ckr_fleet_host_lost: one UPDATE in
+ * the shared database; docs/DESIGN.md §11).
  * Exit status: 0 done; 1 the action was refused or failed (one line on
  * stderr); 2 usage error.
  */
@@ -22,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckring_fleet.h"
 #include "ckring_store.h"
-#include "dur.h"
 #include "json.h"
 /* jansson reads the import document; its json_null() clashes with the
  * writer's (json.h) and is not used here. */
@@ -32,6 +35,8 @@
 #undef json_null
 
 #define PROG "ckring-admin"
+#define CLI_PROG PROG
+#include "cli.h"
 #define REASON_MAX 4000
 
 typedef struct opts {
@@ -39,6 +44,7 @@ typedef struct opts {
 	const char *arg[2];
 	int n_args;
 	const char *reason;
+	const char *pg;
 	bool json, dry_run, hex, has_failed, has_completed;
 	uint64_t failed_s, completed_s;
 	uint64_t txn_runs, txn_rows;
@@ -52,7 +58,9 @@ static void usage(FILE *out)
 	      "       " PROG " retry DIR RUN_ID [--json]\n"
 	      "       " PROG " export DIR RUN_ID\n"
 	      "       " PROG " import DIR FILE [--json]\n"
-	      "Operator actions on the ckring store at DIR; safe while ckring-flusher runs.\n\n"
+	      "       " PROG " host-lost NAME --pg CONNINFO [--reason TEXT] [--json]\n"
+	      "Operator actions on the ckring store at DIR; safe while ckring-flusher runs;\n"
+	      "and on the shared PostgreSQL of a fleet (host-lost).\n\n"
 	      "  prune    remove failed runs that failed longer ago than DUR (record,\n"
 	      "           events, set-aside rows), and clear the kept events of completed\n"
 	      "           runs that completed longer ago than DUR (the record stays, so a\n"
@@ -66,11 +74,19 @@ static void usage(FILE *out)
 	      "  export   print one run (record and every row, base64) as one JSON document\n"
 	      "  import   write a run exported from another store (FILE, or - for stdin);\n"
 	      "           refused if DIR has a run of that id; a running run arrives\n"
-	      "           claimable\n\n"
+	      "           claimable (with a shipper: a run another host holds in the\n"
+	      "           shared database is refused there and marked moved here)\n"
+	      "  host-lost declare host NAME lost in the shared database of CONNINFO: its\n"
+	      "           interrupted runs may be claimed by other hosts at once\n"
+	      "           (ckring-recover), whatever its lease says; if it comes back,\n"
+	      "           its writes for the runs that moved are refused\n\n"
 	      "  DUR                 a number with s, m, h or d: 90s, 15m, 2h, 7d, 0s\n"
 	      "  --dry-run           (prune) list what would go; change nothing\n"
 	      "  --json              one JSON document on stdout\n"
 	      "  --hex               RUN_ID is given as hex bytes\n"
+	      "  --pg CONNINFO       (host-lost) libpq connection string of the database\n"
+	      "  --reason TEXT       (fail) why, in the run's error; (host-lost) why,\n"
+	      "                      kept with the mark (default \"declared lost\")\n"
 	      "  --txn-runs N        (prune) runs touched per transaction (default 64)\n"
 	      "  --txn-rows N        (prune) rows deleted per transaction (default 8192)\n"
 	      "  --help              this text\n\n"
@@ -78,24 +94,12 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, PROG ": %s%s%s (try --help)\n", msg, arg ? ": " : "", arg ? arg : "");
-	return 2;
-}
-
-static int fail_line(const char *what, const char *name, const char *why)
-{
-	fprintf(stderr, PROG ": %s '%s': %s\n", what, name, why);
-	return 1;
-}
-
 /* ------------------------------------------------------------------ */
 /* arguments                                                           */
 /* ------------------------------------------------------------------ */
 
 enum { O_FAILED = 1, O_COMPLETED, O_DRY, O_JSON, O_REASON, O_HEX, O_TXN_RUNS,
-       O_TXN_ROWS, O_HELP };
+       O_TXN_ROWS, O_PG, O_HELP };
 
 static const struct option long_opts[] = {
 	{ "failed-older-than", required_argument, NULL, O_FAILED },
@@ -106,33 +110,23 @@ static const struct option long_opts[] = {
 	{ "hex", no_argument, NULL, O_HEX },
 	{ "txn-runs", required_argument, NULL, O_TXN_RUNS },
 	{ "txn-rows", required_argument, NULL, O_TXN_ROWS },
+	{ "pg", required_argument, NULL, O_PG },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
-
-static bool parse_count(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max)
-		return false;
-	*out = v;
-	return true;
-}
 
 static int parse_option(int c, const char *a, opts *o)
 {
 	switch (c) {
 	case O_FAILED:
-		if (!dur_parse(a, false, UINT32_MAX * 100ull, &o->failed_s))
-			return usage_error("bad --failed-older-than (a number with s, m, h "
+		if (!cli_dur(a, false, UINT32_MAX * 100ull, &o->failed_s))
+			return cli_usage_error("bad --failed-older-than (a number with s, m, h "
 					   "or d, e.g. 7d)", a);
 		o->has_failed = true;
 		return 0;
 	case O_COMPLETED:
-		if (!dur_parse(a, false, UINT32_MAX * 100ull, &o->completed_s))
-			return usage_error("bad --completed-older-than (a number with s, m, "
+		if (!cli_dur(a, false, UINT32_MAX * 100ull, &o->completed_s))
+			return cli_usage_error("bad --completed-older-than (a number with s, m, "
 					   "h or d, e.g. 1h)", a);
 		o->has_completed = true;
 		return 0;
@@ -141,52 +135,66 @@ static int parse_option(int c, const char *a, opts *o)
 	case O_HEX: o->hex = true; return 0;
 	case O_REASON:
 		if (!*a || strlen(a) > REASON_MAX)
-			return usage_error("bad --reason (1..4000 bytes)", a);
+			return cli_usage_error("bad --reason (1..4000 bytes)", a);
 		o->reason = a;
 		return 0;
 	case O_TXN_RUNS:
-		return parse_count(a, 100000, &o->txn_runs)
-			       ? 0 : usage_error("bad --txn-runs (1..100000)", a);
+		return cli_u64(a, 10, 1, 100000, &o->txn_runs)
+			       ? 0 : cli_usage_error("bad --txn-runs (1..100000)", a);
 	case O_TXN_ROWS:
-		return parse_count(a, 10000000, &o->txn_rows)
-			       ? 0 : usage_error("bad --txn-rows (1..10000000)", a);
+		return cli_u64(a, 10, 1, 10000000, &o->txn_rows)
+			       ? 0 : cli_usage_error("bad --txn-rows (1..10000000)", a);
+	case O_PG:
+		if (!*a)
+			return cli_usage_error("bad --pg (a libpq connection string)", a);
+		o->pg = a;
+		return 0;
 	case O_HELP: usage(stdout); return 1;
 	}
-	return usage_error("unknown or incomplete option", NULL);
+	return cli_usage_error("unknown or incomplete option", NULL);
 }
 
 /* Each command's arguments and options. */
 static int check_command(const opts *o)
 {
-	static const char *const cmds[] = { "prune", "fail", "retry", "export", "import" };
-	static const int nargs[] = { 1, 2, 2, 2, 2 };
+	enum { PRUNE, FAIL, RETRY, EXPORT, IMPORT, HOST_LOST, N_CMDS };
+	static const char *const cmds[] = { "prune", "fail", "retry", "export", "import",
+					    "host-lost" };
+	static const int nargs[] = { 1, 2, 2, 2, 2, 1 };
 	static const char *const missing[] = { "missing store DIR", "missing DIR or RUN_ID",
-		"missing DIR or RUN_ID", "missing DIR or RUN_ID", "missing DIR or FILE" };
+		"missing DIR or RUN_ID", "missing DIR or RUN_ID", "missing DIR or FILE",
+		"missing host NAME" };
 	int i = 0;
-	while (i < 5 && strcmp(o->cmd, cmds[i]) != 0)
+	while (i < N_CMDS && strcmp(o->cmd, cmds[i]) != 0)
 		i++;
-	if (i == 5)
-		return usage_error("unknown command (prune, fail, retry, export or import)",
-				   o->cmd);
+	if (i == N_CMDS)
+		return cli_usage_error("unknown command (prune, fail, retry, export, import or "
+				   "host-lost)", o->cmd);
 	if (o->n_args < nargs[i])
-		return usage_error(missing[i], NULL);
+		return cli_usage_error(missing[i], NULL);
 	if (o->n_args > nargs[i])
-		return usage_error("unexpected argument", o->arg[nargs[i]]);
-	bool prune = i == 0, fail = i == 1;
+		return cli_usage_error("unexpected argument", o->arg[nargs[i]]);
+	bool prune = i == PRUNE, fail = i == FAIL, lost = i == HOST_LOST;
 	if (!prune && (o->has_failed || o->has_completed || o->dry_run || o->txn_runs ||
 		       o->txn_rows))
-		return usage_error("--failed-older-than, --completed-older-than, --dry-run, "
+		return cli_usage_error("--failed-older-than, --completed-older-than, --dry-run, "
 				   "--txn-runs and --txn-rows apply to 'prune' only", NULL);
 	if (prune && !o->has_failed && !o->has_completed)
-		return usage_error("prune needs --failed-older-than DUR and/or "
+		return cli_usage_error("prune needs --failed-older-than DUR and/or "
 				   "--completed-older-than DUR", NULL);
-	if (fail != (o->reason != NULL))
-		return usage_error(fail ? "fail needs --reason TEXT"
-					: "--reason applies to 'fail' only", NULL);
-	if (o->hex && (prune || i == 4))
-		return usage_error("--hex applies to fail, retry and export", NULL);
-	if (o->json && i == 3)
-		return usage_error("export always prints JSON (--json is not needed)", NULL);
+	if (fail && !o->reason)
+		return cli_usage_error("fail needs --reason TEXT", NULL);
+	if (o->reason && !fail && !lost)
+		return cli_usage_error("--reason applies to 'fail' and 'host-lost' only", NULL);
+	if (lost != (o->pg != NULL))
+		return cli_usage_error(lost ? "host-lost needs --pg CONNINFO"
+					: "--pg applies to 'host-lost' only", NULL);
+	if (lost && strlen(o->arg[0]) > 200)
+		return cli_usage_error("host NAME must be 1..200 bytes", o->arg[0]);
+	if (o->hex && (prune || i == IMPORT || lost))
+		return cli_usage_error("--hex applies to fail, retry and export", NULL);
+	if (o->json && i == EXPORT)
+		return cli_usage_error("export always prints JSON (--json is not needed)", NULL);
 	return 0;
 }
 
@@ -199,18 +207,18 @@ static int parse_args(int argc, char **argv, opts *o)
 		if (c == 'h')
 			c = O_HELP;
 		if (c == '?' || c == ':')
-			return usage_error("unknown or incomplete option", argv[optind - 1]);
+			return cli_usage_error("unknown or incomplete option", argv[optind - 1]);
 		rc = parse_option(c, optarg, o);
 		if (rc)
 			return rc;
 	}
 	if (optind >= argc)
-		return usage_error("missing command (prune, fail, retry, export or import)",
-				   NULL);
+		return cli_usage_error("missing command (prune, fail, retry, export, import or "
+				   "host-lost)", NULL);
 	o->cmd = argv[optind++];
 	for (; optind < argc; optind++) {
 		if (o->n_args == 2)
-			return usage_error("unexpected argument", argv[optind]);
+			return cli_usage_error("unexpected argument", argv[optind]);
 		o->arg[o->n_args++] = argv[optind];
 	}
 	return check_command(o);
@@ -238,17 +246,17 @@ static int parse_run_id(const opts *o, uint8_t *id, size_t *len)
 	size_t n = strlen(s);
 	if (!o->hex) {
 		if (n == 0 || n > CKR_RUN_ID_MAX)
-			return usage_error("RUN_ID must be 1..64 bytes", s);
+			return cli_usage_error("RUN_ID must be 1..64 bytes", s);
 		memcpy(id, s, n);
 		*len = n;
 		return 0;
 	}
 	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
-		return usage_error("--hex RUN_ID must be 2..128 hex digits", s);
+		return cli_usage_error("--hex RUN_ID must be 2..128 hex digits", s);
 	for (size_t i = 0; i < n / 2; i++) {
 		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
-			return usage_error("bad hex in RUN_ID", s);
+			return cli_usage_error("bad hex in RUN_ID", s);
 		id[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*len = n / 2;
@@ -259,13 +267,13 @@ static int store_open_rw(const char *dir, ckr_store **s)
 {
 	int rc = ckr_store_open(dir, NULL, s);
 	if (rc == -ENOENT)
-		return fail_line("store", dir, "no such directory, or no store in it "
+		return cli_fail("store", dir, "no such directory, or no store in it "
 				 "(has a flusher run on it?)");
 	if (rc == CKR_EVERSION)
-		return fail_line("store", dir, "made by another ckring version (a schema-1 "
+		return cli_fail("store", dir, "made by another ckring version (a schema-1 "
 				 "store is migrated by starting ckring-flusher on it once)");
 	if (rc)
-		return fail_line("store", dir, ckr_strerror(rc));
+		return cli_fail("store", dir, ckr_strerror(rc));
 	return 0;
 }
 
@@ -447,7 +455,7 @@ static int cmd_prune(const opts *o)
 	ckr_store_close(st);
 	if (rc < 0) {
 		fflush(stdout);
-		return fail_line("prune", o->arg[0], ckr_strerror(rc));
+		return cli_fail("prune", o->arg[0], ckr_strerror(rc));
 	}
 	prune_summary(&po);
 	return 0;
@@ -507,10 +515,10 @@ static int cmd_export(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	ckr_export *e;
 	int rc = ckr_store_export(st, id, n, &e);
 	if (rc == -ENOENT)
-		return fail_line("export", o->arg[1], "no such run in the store (or it is "
+		return cli_fail("export", o->arg[1], "no such run in the store (or it is "
 				 "being pruned)");
 	if (rc)
-		return fail_line("export", o->arg[1], ckr_strerror(rc));
+		return cli_fail("export", o->arg[1], ckr_strerror(rc));
 	export_json(e);
 	ckr_export_free(e);
 	return 0;
@@ -702,7 +710,7 @@ static int cmd_import(const opts *o)
 	json_error_t jerr;
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	if (!in)
-		return fail_line("import", path, strerror(errno));
+		return cli_fail("import", path, strerror(errno));
 	json_t *doc = json_loadf(in, 0, &jerr);
 	if (in != stdin)
 		fclose(in);
@@ -740,12 +748,12 @@ static int cmd_fail(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	char b[160];
 	int rc = ckr_store_fail(st, id, n, o->reason, &r);
 	if (rc == -ENOENT)
-		return fail_line("fail", o->arg[1], "no such run in the store");
+		return cli_fail("fail", o->arg[1], "no such run in the store");
 	if (rc == CKR_ETERMINAL)
-		return fail_line("fail", o->arg[1], "the run has finished already "
+		return cli_fail("fail", o->arg[1], "the run has finished already "
 				 "(only a running run can be failed)");
 	if (rc)
-		return fail_line("fail", o->arg[1], ckr_strerror(rc));
+		return cli_fail("fail", o->arg[1], ckr_strerror(rc));
 	if (o->json) {
 		print_run_json("fail", &r);
 		return 0;
@@ -763,16 +771,19 @@ static int cmd_retry(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	char b[160];
 	int rc = ckr_store_retry(st, id, n, &r);
 	if (rc == -ENOENT)
-		return fail_line("retry", o->arg[1], "no such run in the store (or it is "
+		return cli_fail("retry", o->arg[1], "no such run in the store (or it is "
 				 "being pruned)");
 	if (rc == -EALREADY)
-		return fail_line("retry", o->arg[1], "the run is running (only a failed run "
+		return cli_fail("retry", o->arg[1], "the run is running (only a failed run "
 				 "can be retried; 'ckring-admin fail' first)");
 	if (rc == CKR_ETERMINAL)
-		return fail_line("retry", o->arg[1], "the run completed: a completed run "
+		return cli_fail("retry", o->arg[1], "the run completed: a completed run "
 				 "keeps no events, there is nothing to resume");
+	if (rc == CKR_EMOVED)
+		return cli_fail("retry", o->arg[1], "the run moved to another host (the "
+				 "shared database gives it there): it is never driven here again");
 	if (rc)
-		return fail_line("retry", o->arg[1], ckr_strerror(rc));
+		return cli_fail("retry", o->arg[1], ckr_strerror(rc));
 	if (o->json) {
 		print_run_json("retry", &r);
 		return 0;
@@ -781,6 +792,48 @@ static int cmd_retry(const opts *o, ckr_store *st, const uint8_t *id, size_t n)
 	       "seq %" PRIu64 "), attempts reset to 0; the next claim makes incarnation "
 	       "%" PRIu32 "\n", id_text(id, n, b, sizeof b), r.events, r.prefix_seq,
 	       r.incarnation + 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* host-lost                                                           */
+/* ------------------------------------------------------------------ */
+
+static int cmd_host_lost(const opts *o)
+{
+	const char *host = o->arg[0];
+	char err[512] = "";
+	ckr_fleet *fl;
+	/* The connection names no host of its own: declaring claims nothing. */
+	int rc = ckr_fleet_connect(o->pg, "-", &fl, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, PROG ": host-lost '%s': cannot use the database: %s%s%s\n", host,
+			ckr_strerror(rc), err[0] ? ": " : "", err);
+		return 1;
+	}
+	rc = ckr_fleet_host_lost(fl, host, o->reason);
+	if (rc == -ENOENT)
+		fprintf(stderr, PROG ": host-lost '%s': no such host in the database (its "
+			"shipper never registered)\n", host);
+	else if (rc)
+		fprintf(stderr, PROG ": host-lost '%s': %s%s%s\n", host, ckr_strerror(rc),
+			ckr_fleet_error(fl)[0] ? ": " : "", ckr_fleet_error(fl));
+	ckr_fleet_close(fl);
+	if (rc)
+		return 1;
+	if (o->json) {
+		json_w w;
+		json_init(&w, stdout, 2);
+		json_obj(&w);
+		json_key(&w, "action"); json_str(&w, "host-lost");
+		json_key(&w, "host"); json_str(&w, host);
+		json_key(&w, "reason"); json_str(&w, o->reason ? o->reason : "declared lost");
+		json_end_obj(&w);
+		json_finish(&w);
+	} else {
+		printf("host %s declared lost: its interrupted runs may be claimed by other "
+		       "hosts now (ckring-recover)\n", host);
+	}
 	return 0;
 }
 
@@ -815,6 +868,8 @@ int main(int argc, char **argv)
 		rc = with_run(&o, cmd_retry);
 	else if (strcmp(o.cmd, "export") == 0)
 		rc = with_run(&o, cmd_export);
+	else if (strcmp(o.cmd, "host-lost") == 0)
+		rc = cmd_host_lost(&o);
 	else
 		rc = cmd_import(&o);
 	if (fflush(stdout) != 0 && rc == 0) {

@@ -650,31 +650,29 @@ static double oldest_age(const lanewatch *lw, uint32_t n, uint64_t now)
 	return m;
 }
 
-static int watch(ckr_observer *ob, seg_snap *a, seg_snap *b)
+/* lw: made by the caller, before its sigsetjmp, and freed by it (a SIGBUS
+ * jumps out of here). */
+static int watch(ckr_observer *ob, seg_snap *a, seg_snap *b, lanewatch *lw)
 {
 	struct timespec tick = { 0, 100000000 }; /* sample 10 times a second */
-	lanewatch lw;
-	if (lw_init(&lw, a->info.lane_count) != 0)
-		return cli_fail("segment", a->info.name, ckr_strerror(-ENOMEM));
 	install_handler(SIGINT, on_stop);
 	install_handler(SIGTERM, on_stop);
 	snap_take(ob, a);
-	lw_observe(&lw, a->lanes, a->info.lane_count, a->info.taken_ns);
+	lw_observe(lw, a->lanes, a->info.lane_count, a->info.taken_ns);
 	watch_line(a, NULL, 0, 0);
 	for (unsigned t = 1, line = 1; !stop_watch; t++) {
 		nanosleep(&tick, NULL);
 		if (stop_watch)
 			break;
 		snap_take(ob, b);
-		lw_observe(&lw, b->lanes, b->info.lane_count, b->info.taken_ns);
+		lw_observe(lw, b->lanes, b->info.lane_count, b->info.taken_ns);
 		if (t % 10)
 			continue;
-		watch_line(b, a, line++, oldest_age(&lw, b->info.lane_count, b->info.taken_ns));
+		watch_line(b, a, line++, oldest_age(lw, b->info.lane_count, b->info.taken_ns));
 		seg_snap x = *a;
 		*a = *b;
 		*b = x;
 	}
-	lw_free(&lw);
 	return 0;
 }
 
@@ -719,11 +717,12 @@ static int cmd_segment(const opts *o)
 	if (rc)
 		return cli_fail("segment", name, ckr_strerror(rc));
 	seg_snap a, b;
+	lanewatch lw = { 0 };
 	ckr_observer_snapshot(ob, &a.info, NULL, 0); /* the lane count */
 	b.info.lane_count = a.info.lane_count;
 	a.lanes = calloc(a.info.lane_count, sizeof *a.lanes);
 	b.lanes = calloc(a.info.lane_count, sizeof *b.lanes);
-	if (!a.lanes || !b.lanes) {
+	if (!a.lanes || !b.lanes || (o->watch && lw_init(&lw, a.info.lane_count) != 0)) {
 		rc = cli_fail("segment", name, ckr_strerror(-ENOMEM));
 		goto out;
 	}
@@ -738,9 +737,10 @@ static int cmd_segment(const opts *o)
 		goto out;
 	}
 	bus_armed = 1;
-	rc = o->watch ? watch(ob, &a, &b) : segment_show(ob, &a, o);
+	rc = o->watch ? watch(ob, &a, &b, &lw) : segment_show(ob, &a, o);
 	bus_armed = 0;
 out:
+	lw_free(&lw);
 	free(a.lanes);
 	free(b.lanes);
 	ckr_observer_close(ob);

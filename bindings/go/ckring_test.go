@@ -74,7 +74,8 @@ var allCodes = []ckring.Errno{
 	ckring.ErrSegment, ckring.ErrSlots, ckring.ErrClosed, ckring.ErrRingFull,
 	ckring.ErrNoFlusher, ckring.ErrTimeout, ckring.ErrTooBig, ckring.ErrRunFull,
 	ckring.ErrExists, ckring.ErrInvalid, ckring.ErrNoLane, ckring.ErrNotFound,
-	ckring.ErrBusy, ckring.ErrReadOnly,
+	ckring.ErrBusy, ckring.ErrReadOnly, ckring.ErrUnsafe, ckring.ErrNoShipper, ckring.ErrMoved,
+	ckring.ErrNotLost,
 }
 
 // Every code has its own ckr_strerror text and is matched through an
@@ -124,6 +125,23 @@ func TestErrnoMatchesSystemErrors(t *testing.T) {
 	}
 	if !ckring.ErrRingFull.Temporary() || !ckring.ErrNotDrained.Temporary() || ckring.ErrClaimed.Temporary() {
 		t.Error("Temporary()")
+	}
+}
+
+// The codes of the later rounds are ckring.h's, each its own.
+func TestErrnoCodesOfTheHeader(t *testing.T) {
+	for e, want := range map[ckring.Errno]int{
+		ckring.ErrUnsafe: -20016, ckring.ErrNoShipper: -20017, ckring.ErrMoved: -20018,
+		ckring.ErrNotLost: -20019,
+	} {
+		if int(e) != want {
+			t.Errorf("%v is %d, want %d (ckring.h)", e, int(e), want)
+		}
+	}
+	wantIs(t, "no shipper", ckring.CodeError("wait", "", -20017), ckring.ErrNoShipper)
+	if !strings.Contains(ckring.ErrNoShipper.Error(), "no shipper") ||
+		!strings.Contains(ckring.ErrMoved.Error(), "moved to another host") {
+		t.Errorf("texts: %q, %q", ckring.ErrNoShipper.Error(), ckring.ErrMoved.Error())
 	}
 }
 
@@ -609,6 +627,26 @@ func TestWaitSynced(t *testing.T) {
 	tk, err := r.Message([]byte("durable"))
 	must(t, err)
 	must(t, c.Wait(ctx, tk, ckring.LevelSynced))
+}
+
+// LevelReplicated without a shipper: the event is committed, the wait says
+// nobody ships it (ErrNoShipper, not a timeout); the lower levels are
+// reached as ever. Complete with FinishLevel LevelReplicated says so too;
+// a level past it is refused.
+func TestWaitReplicatedWithoutShipper(t *testing.T) {
+	seg, _, _ := served(t)
+	ctx := bg(t)
+	c := attach(t, seg, nil)
+	r := begin(t, c, "repl", ckring.SingleLoop)
+	tk, err := r.Message([]byte("far"))
+	must(t, err)
+	wantIs(t, "no shipper", c.Wait(ctx, tk, ckring.LevelReplicated), ckring.ErrNoShipper)
+	must(t, c.Wait(ctx, tk, ckring.LevelCommitted))
+	fc := attach(t, seg, &ckring.ClientOptions{FinishLevel: ckring.LevelReplicated})
+	fr := begin(t, fc, "repl-finish", ckring.SingleLoop)
+	wantIs(t, "complete, no shipper", fr.Complete(ctx), ckring.ErrNoShipper)
+	_, err = ckring.Attach(seg, &ckring.ClientOptions{FinishLevel: ckring.LevelReplicated + 1})
+	wantIs(t, "a level past replicated", err, ckring.ErrInvalid)
 }
 
 // One writer slot per lane: a second open run gets ErrSlots; a ticket of a

@@ -123,7 +123,7 @@ func Attach(segment string, opts *ClientOptions) (*Client, error) {
 		o.lanes = C.uint32_t(opts.Lanes)
 		c.beginCheck = opts.BeginCheck
 		c.finishLevel = opts.FinishLevel
-		if c.finishLevel != 0 && (c.finishLevel < LevelInRing || c.finishLevel > LevelSynced) {
+		if c.finishLevel != 0 && (c.finishLevel < LevelInRing || c.finishLevel > LevelReplicated) {
 			return nil, &OpError{Op: "attach " + segment, Err: ErrInvalid}
 		}
 	}
@@ -354,7 +354,9 @@ const waitSlice = 50 * time.Millisecond
 // Returns nil: reached, and stored. Errors: ErrRejected (the flusher
 // rejected the event: known once it is committed, whatever level was
 // asked), ErrNoFlusher (no live flusher serves the segment, checked at
-// least every 100 ms, also when it dies during the wait), ErrTimeout
+// least every 100 ms, also when it dies during the wait), ErrNoShipper
+// (LevelReplicated: the event is committed, but no shipper serves the
+// segment: ckring-ship is not running), ErrTimeout
 // (ctx's deadline passed first; also matches context.DeadlineExceeded),
 // context.Canceled (ctx was cancelled), ErrInvalid (bad ticket or level),
 // ErrClosed (the ticket's run handle was closed and its slot reused: the

@@ -50,7 +50,10 @@
 //   - Durability: a push that returned nil is in the ring: it survives the
 //     death of this process. Wait waits until the flusher committed it to
 //     LMDB (LevelCommitted: survives every process) or fsync'd it
-//     (LevelSynced: survives power loss), and tells stored from rejected.
+//     (LevelSynced: survives power loss), or until ckring-ship shipped it
+//     to the shared PostgreSQL (LevelReplicated: survives the loss of the
+//     host; ErrNoShipper when no shipper runs), and tells stored from
+//     rejected.
 //   - A full ring refuses at once (ErrRingFull); nothing accepted is ever
 //     dropped. The raw pushes (Run.Message, Run.Phase, Run.Finish,
 //     Client.BeginRun) never block; the Checkpointer port (AppendMessage,

@@ -72,6 +72,10 @@ const (
 	ErrSegment        = Errno(C.CKR_ESEGMENT)        // the store serves another segment
 	ErrSlots          = Errno(C.CKR_ESLOTS)          // every writer slot of the lane is in use
 	ErrClosed         = Errno(C.CKR_ECLOSED)         // the ticket's run handle was closed and its slot reused
+	ErrUnsafe         = Errno(C.CKR_EUNSAFE)         // the store directory or a file in it can't be trusted (a symbolic link, another owner, writable by others)
+	ErrNoShipper      = Errno(C.CKR_ENOSHIPPER)      // LevelReplicated asked, but no shipper serves the segment (the event is committed locally)
+	ErrMoved          = Errno(C.CKR_EMOVED)          // the run moved to another host (a shared database says so): it is not driven here
+	ErrNotLost        = Errno(C.CKR_ENOTLOST)        // the run's host is alive (not declared lost, its lease has not expired)
 )
 
 // The errno values ckring gives one meaning each (ckring.h).

@@ -122,6 +122,11 @@ const (
 	LevelInRing    Level = C.CKR_LEVEL_IN_RING   // in shared memory: true once the push returned
 	LevelCommitted Level = C.CKR_LEVEL_COMMITTED // committed to LMDB by the flusher
 	LevelSynced    Level = C.CKR_LEVEL_SYNCED    // committed and fsync'd
+	// committed, and shipped to the shared PostgreSQL by ckring-ship
+	// (survives the loss of the host; implies LevelCommitted, not
+	// LevelSynced). Wait returns ErrNoShipper when no shipper serves the
+	// segment.
+	LevelReplicated Level = C.CKR_LEVEL_REPLICATED
 )
 
 // Outcome is how a run is finished (ckr_outcome).

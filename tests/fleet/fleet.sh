@@ -47,20 +47,22 @@ fl_flusher_serves() { # SEG
   "$FL_BIN/ckring-inspect" segment "$1" --json | grep -q '"alive": *true'
 }
 
-# fl_host NAME: a segment and a store for host NAME, its flusher started.
+# fl_host NAME [FLUSHER ARGS...]: a segment and a store for host NAME, its
+# flusher started (segments are named $FL_SEG_PREFIX-PID-NAME).
 fl_host() {
   local h=$1
-  FL_SEG[$h]=ckrf-$$-$h
+  FL_SEG[$h]=${FL_SEG_PREFIX:-ckrf}-$$-$h
   FL_DB[$h]=$FL_TMP/db-$h
   FL_SEGS+=("${FL_SEG[$h]}")
   mkdir -p "${FL_DB[$h]}"
-  fl_flusher "$h"
+  fl_flusher "$@"
 }
 
-fl_flusher() { # NAME: (re)start the host's flusher
+fl_flusher() { # NAME [ARGS...]: (re)start the host's flusher
   local h=$1
+  shift
   "$FL_BIN/ckring-flusher" --segment "${FL_SEG[$h]}" --db "${FL_DB[$h]}" --create \
-    --lanes 8 --size $((8 * 512 * 1024 + 65536)) >>"$FL_TMP/flusher-$h.log" 2>&1 &
+    --lanes 8 --size $((8 * 512 * 1024 + 65536)) "$@" >>"$FL_TMP/flusher-$h.log" 2>&1 &
   FL_FLUSHER[$h]=$!
   FL_PIDS+=("$!")
   fl_wait "flusher of $h" fl_flusher_serves "${FL_SEG[$h]}"

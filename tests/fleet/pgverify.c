@@ -19,8 +19,20 @@
  *     no duplicate (run, seq), no set-aside row of these runs unless
  *     --allow-aside.
  *
- * usage: pgverify --pg CONNINFO --manifest FILE [--exact N] [--db DIR]
+ * --mirror DIR --host H (with or without a manifest): the database is the
+ * store at DIR, run by run and row by row, whatever made the runs (loads,
+ * claims, operator actions, prunes, imports): first it waits (bounded) until
+ * the host's shipped position is the store's last change, then every run of
+ * the store (ckr_store_export: its record and every row) must be in
+ * ckring_runs with host H and the same incarnation, state, kind, attempts,
+ * label, metadata, error, cleared flag, created and finished times; its
+ * ckring_events and ckring_set_aside rows exactly the store's (seq,
+ * incarnation, bytes); a run the store marked moved must be held by another
+ * host; and the database gives H no run the store lacks.
+ *
+ * usage: pgverify --pg CONNINFO [--manifest FILE] [--exact N] [--db DIR]
  *                 [--state S] [--host H] [--allow-extra] [--allow-aside]
+ *                 [--mirror DIR]
  * Exit 0 good; 1 a violation (each printed on stderr); 2 usage.
  */
 #include <errno.h>
@@ -32,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ckring_store.h"
 #include "event/event.h"
@@ -274,9 +287,209 @@ static void check_whole(PGconn *c, const inv *v, size_t n)
 	PQclear(r);
 }
 
+/* ---- --mirror: the database is the local store ---- */
+
+static uint64_t mirror_runs, mirror_rows, mirror_aside, mirror_moved;
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+/* A query with one bytea parameter (the run id), results in binary: bytea
+ * columns raw, every other column cast to text by the query. */
+static PGresult *by_id(PGconn *c, const char *sql, const void *id, size_t id_len)
+{
+	const char *v[1] = { id };
+	int len[1] = { (int)id_len }, fmt[1] = { 1 };
+	return PQexecParams(c, sql, 1, NULL, v, len, fmt, 1);
+}
+
+static bool col_is(PGresult *r, int t, int col, const void *p, size_t n)
+{
+	return (size_t)PQgetlength(r, t, col) == n && (n == 0 || memcmp(PQgetvalue(r, t, col), p, n) == 0);
+}
+
+static uint64_t col_u64(PGresult *r, int t, int col)
+{
+	return strtoull(PQgetvalue(r, t, col), NULL, 10);
+}
+
+/* Wait (bounded) until the database shipped everything the store logged. */
+static bool mirror_caught_up(PGconn *c, const char *host, uint64_t *pos)
+{
+	const char *v[1] = { host };
+	uint64_t db = 0;
+	ckr_log_info li = { 0 };
+	for (int i = 0; i < 1500; i++) {
+		PGresult *r = PQexecParams(c, "SELECT shipped FROM ckring_hosts WHERE host = $1", 1,
+					   NULL, v, NULL, NULL, 0);
+		db = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+			     ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+		PQclear(r);
+		if (ckr_store_log_info(local, &li) == 0 && db == li.last) {
+			*pos = db;
+			return true;
+		}
+		sleep_ms(20);
+	}
+	fail("host %s: the database shipped change %" PRIu64 ", the store's last is %" PRIu64
+	     " (not caught up in 30 s)", host, db, li.last);
+	return false;
+}
+
+static void mirror_rows_of(PGconn *c, const char *what, const char *sql, const ckr_export *e,
+			   const ckr_export_row *v, size_t n)
+{
+	char id[160];
+	snprintf(id, sizeof id, "%.*s", (int)e->id_len, (const char *)e->id);
+	PGresult *r = by_id(c, sql, e->id, e->id_len);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fail("%s: %s", id, PQresultErrorMessage(r));
+		PQclear(r);
+		return;
+	}
+	size_t k = (size_t)PQntuples(r);
+	if (k != n)
+		fail("%s: %zu %s rows in the database, %zu in the store", id, k, what, n);
+	for (size_t i = 0; i < k && i < n; i++) {
+		if (col_u64(r, (int)i, 0) != v[i].seq || col_u64(r, (int)i, 1) != v[i].incarnation ||
+		    !col_is(r, (int)i, 2, v[i].data, v[i].size)) {
+			fail("%s: %s row %zu is (seq %s, incarnation %s, %d bytes) in the database, "
+			     "(seq %" PRIu64 ", incarnation %u, %zu bytes) in the store", id, what, i,
+			     PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1),
+			     PQgetlength(r, (int)i, 2), v[i].seq, v[i].incarnation, v[i].size);
+			break;
+		}
+	}
+	PQclear(r);
+}
+
+static const char MIRROR_RUN[] =
+	"SELECT host, incarnation::text, state::text, kind::text, attempts::text, "
+	"cleared::text, created_ns::text, finished_ns::text, label, meta, "
+	"coalesce(error, '\\x'::bytea) FROM ckring_runs WHERE run_id = $1";
+
+static void mirror_run(PGconn *c, const char *host, const ckr_export *e)
+{
+	char id[160];
+	snprintf(id, sizeof id, "%.*s", (int)e->id_len, (const char *)e->id);
+	PGresult *r = by_id(c, MIRROR_RUN, e->id, e->id_len);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		fail("%s: in the store (%s), not in the database", id,
+		     e->state == CKR_RUN_RUNNING ? "running" : e->state == CKR_RUN_FAILED ? "failed"
+											: "completed");
+		PQclear(r);
+		return;
+	}
+	struct { const char *name; uint64_t want; int col; } f[] = {
+		{ "incarnation", e->incarnation, 1 }, { "state", (uint64_t)e->state, 2 },
+		{ "kind", (uint64_t)e->kind, 3 }, { "attempts", e->attempts, 4 },
+		{ "created_ns", e->created_ns, 6 }, { "finished_ns", e->finished_ns, 7 },
+	};
+	if (!col_is(r, 0, 0, host, strlen(host)))
+		fail("%s: host %s in the database, want %s", id, PQgetvalue(r, 0, 0), host);
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (col_u64(r, 0, f[i].col) != f[i].want)
+			fail("%s: %s %s in the database, %" PRIu64 " in the store", id, f[i].name,
+			     PQgetvalue(r, 0, f[i].col), f[i].want);
+	if ((PQgetvalue(r, 0, 5)[0] == 't') != e->cleared)
+		fail("%s: cleared %s in the database, %s in the store", id, PQgetvalue(r, 0, 5),
+		     e->cleared ? "true" : "false");
+	if (!col_is(r, 0, 8, e->label, e->label_len))
+		fail("%s: the label differs", id);
+	if (!col_is(r, 0, 9, e->meta, e->meta_len))
+		fail("%s: the metadata differs", id);
+	if (!col_is(r, 0, 10, e->error, e->error_len))
+		fail("%s: error '%.*s' in the database, '%.*s' in the store", id,
+		     PQgetlength(r, 0, 10), PQgetvalue(r, 0, 10), (int)e->error_len,
+		     (const char *)e->error);
+	PQclear(r);
+	mirror_rows_of(c, "event", "SELECT seq::text AS s, incarnation::text AS i, data FROM ckring_events "
+		       "WHERE run_id = $1 ORDER BY seq", e, e->events, e->n_events);
+	mirror_rows_of(c, "set-aside", "SELECT seq::text AS s, incarnation::text AS i, data FROM "
+		       "ckring_set_aside WHERE run_id = $1 ORDER BY incarnation, seq", e,
+		       e->set_aside, e->n_set_aside);
+	mirror_runs++;
+	mirror_rows += e->n_events;
+	mirror_aside += e->n_set_aside;
+}
+
+/* A run the store marked moved: the database gives it to another host. */
+static void mirror_moved_run(PGconn *c, const char *host, const ckr_run_info *in)
+{
+	PGresult *r = by_id(c, "SELECT host FROM ckring_runs WHERE run_id = $1", in->id,
+			    in->id_len);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+	    col_is(r, 0, 0, host, strlen(host)))
+		fail("%.*s: marked moved in the store, but the database does not give it to "
+		     "another host", (int)in->id_len, (const char *)in->id);
+	PQclear(r);
+	mirror_moved++;
+}
+
+static bool is_moved(const ckr_run_info *in)
+{
+	return in->state == CKR_RUN_FAILED && strncmp(in->error, "moved to host ", 14) == 0;
+}
+
+/* The database's runs of host that the store does not have. */
+static void mirror_extra(PGconn *c, const char *host, const ckr_run_info *runs, size_t n)
+{
+	const char *v[1] = { host };
+	PGresult *r = PQexecParams(c, "SELECT run_id FROM ckring_runs WHERE host = $1", 1, NULL,
+				   v, NULL, NULL, 1);
+	for (int t = 0; PQresultStatus(r) == PGRES_TUPLES_OK && t < PQntuples(r); t++) {
+		size_t l = (size_t)PQgetlength(r, t, 0);
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++)
+			found = runs[i].id_len == l && !is_moved(&runs[i]) &&
+				memcmp(runs[i].id, PQgetvalue(r, t, 0), l) == 0;
+		if (!found)
+			fail("%.*s: the database gives it to host %s, the store does not have it",
+			     (int)l, PQgetvalue(r, t, 0), host);
+	}
+	PQclear(r);
+}
+
+static void mirror(PGconn *c, const char *dir, const char *host)
+{
+	ckr_run_info *runs;
+	size_t n;
+	uint64_t pos = 0;
+	if (!mirror_caught_up(c, host, &pos))
+		return;
+	if (ckr_store_list(local, CKR_LIST_ALL, &runs, &n) != 0) {
+		fail("%s: cannot list the store", dir);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ckr_export *e;
+		if (is_moved(&runs[i])) {
+			mirror_moved_run(c, host, &runs[i]);
+			continue;
+		}
+		int rc = ckr_store_export(local, runs[i].id, runs[i].id_len, &e);
+		if (rc) {
+			fail("%.*s: cannot export it from the store: %s", (int)runs[i].id_len,
+			     (const char *)runs[i].id, ckr_strerror(rc));
+			continue;
+		}
+		mirror_run(c, host, e);
+		ckr_export_free(e);
+	}
+	mirror_extra(c, host, runs, n);
+	free(runs);
+	printf("pgverify: mirror of %s (host %s, change %" PRIu64 "): %" PRIu64 " runs, %" PRIu64
+	       " rows, %" PRIu64 " set-aside rows equal in PostgreSQL; %" PRIu64
+	       " moved runs held by other hosts; %" PRIu64 " failures\n", dir, host, pos,
+	       mirror_runs, mirror_rows, mirror_aside, mirror_moved, errors);
+}
+
 int main(int argc, char **argv)
 {
-	const char *pg = NULL, *manifest = NULL, *db = NULL;
+	const char *pg = NULL, *manifest = NULL, *db = NULL, *mirror_dir = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pg") && i + 1 < argc) pg = argv[++i];
 		else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) manifest = argv[++i];
@@ -286,13 +499,14 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--host") && i + 1 < argc) want_host = argv[++i];
 		else if (!strcmp(argv[i], "--allow-extra")) allow_extra = true;
 		else if (!strcmp(argv[i], "--allow-aside")) allow_aside = true;
+		else if (!strcmp(argv[i], "--mirror") && i + 1 < argc) mirror_dir = argv[++i];
 		else { fprintf(stderr, "pgverify: bad argument %s\n", argv[i]); return 2; }
 	}
-	if (!pg || !manifest)
+	if (!pg || (!manifest && !mirror_dir) || (mirror_dir && (db || !want_host)))
 		return 2;
-	inv *v;
-	size_t n;
-	if (read_manifest(manifest, &v, &n)) {
+	inv *v = NULL;
+	size_t n = 0;
+	if (manifest && read_manifest(manifest, &v, &n)) {
 		fprintf(stderr, "pgverify: bad manifest %s\n", manifest);
 		return 2;
 	}
@@ -302,9 +516,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ckr_store_opts ro = { .read_only = true };
+	if (mirror_dir)
+		db = mirror_dir;
 	if (db && ckr_store_open(db, &ro, &local) != 0) {
 		fprintf(stderr, "pgverify: cannot open %s\n", db);
 		return 1;
+	}
+	if (!manifest) {
+		mirror(c, mirror_dir, want_host);
+		ckr_store_close(local);
+		PQfinish(c);
+		return errors ? 1 : 0;
 	}
 	uint64_t acked = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -322,6 +544,8 @@ int main(int argc, char **argv)
 		free(want);
 	}
 	check_whole(c, v, n);
+	if (mirror_dir)
+		mirror(c, mirror_dir, want_host);
 	printf("pgverify: %" PRIu64 " runs, %" PRIu64 " messages verified row by row in "
 	       "PostgreSQL (%" PRIu64 " acknowledged), %" PRIu64 " in flight; %" PRIu64
 	       " failures\n", runs_seen, verified, acked, in_flight, errors);

@@ -39,9 +39,10 @@ type Store struct {
 // environment.
 //
 // Errors: ckring.ErrNotFound (no such directory; or no store in it, read
-// only), -EACCES, ckring.ErrVersion (a schema of another version: a store
-// of an older ckring is migrated by opening it once with ckring-flusher),
-// -ENOMEM, -EIO.
+// only), -EACCES, ckring.ErrUnsafe (its data.mdb or lock.mdb is a symbolic
+// link, not a regular file, or has another hard link), ckring.ErrVersion
+// (a schema of another version: a store of an older ckring is migrated by
+// opening it once with ckring-flusher), -ENOMEM, -EIO.
 func Open(dir string, opts *Options) (*Store, error) {
 	var o C.ckr_store_opts
 	if opts != nil {

@@ -77,6 +77,10 @@ func TestOpenErrorsAndClose(t *testing.T) {
 	wantIs(t, "no store (the flusher makes it)", err, ckring.ErrNotFound)
 	_, err = store.Open("a\x00b", nil)
 	wantIs(t, "NUL in dir", err, ckring.ErrInvalid)
+	planted := t.TempDir() // LMDB would write through a link planted there
+	must(t, os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), filepath.Join(planted, "data.mdb")))
+	_, err = store.Open(planted, nil)
+	wantIs(t, "data.mdb is a symbolic link", err, ckring.ErrUnsafe)
 	h := newHost(t, nil)
 	dir := h.db
 	st, err := store.Open(dir, nil)
