@@ -907,7 +907,7 @@ static int segment_lost(ckr_flusher *f, const void *fault)
 		snprintf(where, sizeof where, "; SIGBUS reading %s", part);
 	}
 	long long now = fstat(f->seg.fd, &st) == 0 ? (long long)st.st_size : -1;
-	char what[160];
+	char what[256];
 	if (now >= 0 && (uint64_t)now >= f->seg.size) /* a page tmpfs could not give */
 		snprintf(what, sizeof what, "lost a page under the flusher (%s is out of "
 			 "space, or a hole was punched%s)", "/dev/shm", where);

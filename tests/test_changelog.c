@@ -238,7 +238,7 @@ static void test_trimming_follows_the_shipped_position(void **state)
 	ckr_batch *b;
 	ckr_log_info li;
 	for (int i = 0; i < 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof id, "t%d", i);
 		assert_int_equal(ckr_batch_begin(f->s, &b), 0);
 		apply(f, b, CKR_EV_BEGIN, id, 1, 0, NULL);
@@ -254,7 +254,7 @@ static void test_trimming_follows_the_shipped_position(void **state)
 	assert_true(li.registered);
 	assert_int_equal(li.shipped, 3);
 	for (int i = 3; i < 6; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof id, "t%d", i);
 		assert_int_equal(ckr_batch_begin(f->s, &b), 0);
 		apply(f, b, CKR_EV_BEGIN, id, 1, 0, NULL);
