@@ -396,14 +396,14 @@ static int first_entry(MDB_txn *txn, const ckr_store *s, uint64_t *first)
 /* How far the log may be trimmed: the shipped position, or all. */
 static int trim_limit(MDB_txn *txn, const ckr_store *s, uint64_t *limit, uint64_t *first)
 {
-	uint64_t last, shipped;
-	bool registered;
+	uint64_t last = 0, shipped = 0;
+	bool registered = false;
 	int rc = get_u64(txn, s, &LAST_KEY, &last, NULL);
 	if (rc == 0)
 		rc = get_u64(txn, s, &SHIPPED_KEY, &shipped, &registered);
 	if (rc == 0)
 		rc = first_entry(txn, s, first);
-	*limit = registered ? shipped : last;
+	*limit = rc == 0 && registered ? shipped : last;
 	return rc;
 }
 

@@ -399,8 +399,9 @@ static void test_message_fast_path_matches_encode(void **state)
 {
 	(void)state;
 	static uint8_t data[300];
-	const char *ids[] = { "a", "run-42", "0123456789012345678901234567890123456789"
-					     "012345678901234567890123" };
+	static const char id64[] = "0123456789012345678901234567890123456789"
+				   "012345678901234567890123";
+	const char *ids[] = { "a", "run-42", id64 };
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (uint8_t)(i * 7 + 3);
 	for (size_t k = 0; k < 3; k++) {
