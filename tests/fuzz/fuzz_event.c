@@ -8,7 +8,10 @@
  * pointer of the event lies inside the input, ckr_event_size() is exactly len,
  * and ckr_event_encode() reproduces the input byte for byte (one event, one
  * encoding); encoding into a buffer one byte short writes nothing and
- * returns 0.
+ * returns 0. A version 1 input (a row a schema-1 store kept) decodes with
+ * writer 0 and slot 0 and re-encodes as version 2: its size is the input's
+ * plus the header's growth, and the version 2 encoding decodes to the same
+ * event.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -72,17 +75,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 		CHECK(!"decoded an unknown type");
 	}
 	CHECK(strcmp(ckr_event_type_name(ev.type), "unknown") != 0);
+	CHECK(ev.version == CKR_EVENT_VERSION || ev.version == CKR_EVENT_VERSION_1);
+	size_t want = n;
+	if (ev.version == CKR_EVENT_VERSION_1) {
+		CHECK(ev.writer == 0 && ev.slot == 0);
+		want = n + (CKR_EVENT_HEADER - CKR_EVENT_HEADER_1);
+	}
 	size_t size = ckr_event_size(&ev);
-	CHECK(size == n);
-	uint8_t *out = malloc(n + 1);
+	CHECK(size == want);
+	uint8_t *out = malloc(size + 1);
 	CHECK(out != NULL);
-	memset(out, 0x5a, n + 1);
-	CHECK(ckr_event_encode(&ev, out, n - 1) == 0);
-	for (size_t i = 0; i < n + 1; i++)
+	memset(out, 0x5a, size + 1);
+	CHECK(ckr_event_encode(&ev, out, size - 1) == 0);
+	for (size_t i = 0; i < size + 1; i++)
 		CHECK(out[i] == 0x5a); /* nothing written when it does not fit */
-	CHECK(ckr_event_encode(&ev, out, n) == n);
-	CHECK(memcmp(out, buf, n) == 0);
-	CHECK(out[n] == 0x5a);
+	CHECK(ckr_event_encode(&ev, out, size) == size);
+	CHECK(out[size] == 0x5a);
+	if (ev.version == CKR_EVENT_VERSION) {
+		CHECK(memcmp(out, buf, n) == 0);
+	} else {
+		ckr_event again;
+		CHECK(ckr_event_decode(out, size, &again) == 0);
+		CHECK(again.version == CKR_EVENT_VERSION && again.type == ev.type &&
+		      again.incarnation == ev.incarnation && again.seq == ev.seq &&
+		      again.writer == 0 && again.slot == 0 && again.id_len == ev.id_len &&
+		      memcmp(again.id, ev.id, ev.id_len) == 0);
+		/* the body follows the id in both versions: the same bytes */
+		CHECK(memcmp(out + CKR_EVENT_HEADER, buf + CKR_EVENT_HEADER_1,
+			     n - CKR_EVENT_HEADER_1) == 0);
+	}
 	free(out);
 	free(buf);
 	return 0;

@@ -4,7 +4,9 @@
  * encoder, producer and segment code, so the fuzzers start from inputs that
  * reach deep into the decoders.
  *
- *   corpus/fuzz_event/    one encoding of each event type
+ *   corpus/fuzz_event/    one encoding of each event type (TYPE-v1, the
+ *                    version 1 encodings a schema-1 store holds, were made
+ *                    by the first round's encoder and are kept by hand)
  *   corpus/fuzz_record/  lanes holding records: fresh, wrapped with a pad, an
  *                    open (BUSY) claim, a checksum flipped
  *   corpus/fuzz_segment/ a real segment (ckr_segment_create + a client pushing)
@@ -13,7 +15,7 @@
  * it after the lane format last changed; regenerate it when it changes:
  *   cc -std=c11 -D_GNU_SOURCE -Iinclude -I. tests/fuzz/make_corpus.c \
  *      build/libckring.a -llmdb -lpthread -lrt -o /tmp/make_corpus &&
- *   rm -rf tests/fuzz/corpus && /tmp/make_corpus tests/fuzz/corpus )
+ *   /tmp/make_corpus tests/fuzz/corpus )
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -161,15 +163,25 @@ static void segment(void)
 {
 	char name[64], path[128];
 	snprintf(name, sizeof name, "ckr-fuzz-corpus-%d", (int)getpid());
-	ckr_segment_opts o = { .size = 8192 + 2 * 4096, .lanes = 2 };
-	if (ckr_segment_create(name, &o) != 0)
+	ckr_segment_opts o = { .lanes = 2, .writers_per_lane = 2 };
+	ckr_seg_geometry g;
+	if (ckr_segment_geometry(&o, &g) != 0)
 		exit(1);
+	o.size = g.data_offset + 2 * CKR_LANE_MIN_CAPACITY;
+	int rc = ckr_segment_create(name, &o);
+	if (rc != 0) {
+		fprintf(stderr, "make_corpus: segment create: %s\n", ckr_strerror(rc));
+		exit(1);
+	}
 	ckr_client *c;
 	ckr_run *r;
 	ckr_run_spec s = { .id = "seg-run", .id_len = 7, .kind = CKR_KIND_SINGLE_LOOP,
 			   .label = "corpus" };
-	if (ckr_client_attach(name, NULL, &c) || ckr_run_begin(c, &s, &r, NULL))
+	if ((rc = ckr_client_attach(name, NULL, &c)) != 0 ||
+	    (rc = ckr_run_begin(c, &s, &r, NULL)) != 0) {
+		fprintf(stderr, "make_corpus: attach/begin: %s\n", ckr_strerror(rc));
 		exit(1);
+	}
 	for (int i = 0; i < 6; i++)
 		ckr_run_message(r, "a corpus message", 16, NULL);
 	ckr_run_close(r);
@@ -195,7 +207,7 @@ static void segment(void)
 	memcpy(b + FUZZ_SEG_HDR, obj + CKR_SEG_CTL_OFFSET, ctl);
 	n = FUZZ_SEG_HDR + ctl;
 	/* patches: every non-zero 512-byte chunk of the lane data */
-	for (size_t off = 8192; off < size; off += 512) {
+	for (size_t off = CKR_SEG_CTL_OFFSET + ctl; off < size; off += 512) {
 		size_t k = 0;
 		while (k < 512 && obj[off + k] == 0)
 			k++;
