@@ -230,6 +230,7 @@ static int open_store(ckr_flusher *f)
 		.keep_completed_s = f->opts.keep_completed_s,
 		.max_attempts = f->opts.max_attempts,
 		.shared_group = f->opts.shared_group,
+		.defer_max_attempts = true, /* recorded once we serve */
 	};
 	int rc = ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
 	if (rc == CKR_STORE_MAPFULL)
@@ -250,7 +251,14 @@ static int open_slot_and_positions(ckr_flusher *f, void *arg)
 	f->slot_failed = rc != 0;
 	if (rc)
 		return rc;
-	rc = restore_positions(f);
+	/* Only a flusher that serves sets the recovery policy: one refused
+	 * (another flusher serves the segment, or the store serves another
+	 * segment) has left meta as it was. */
+	rc = ckr_store_record_max_attempts(f->store, f->opts.max_attempts);
+	if (rc == CKR_STORE_MAPFULL)
+		rc = -ENOSPC;
+	if (rc == 0)
+		rc = restore_positions(f);
 	if (rc == 0) {
 		/* The last touches before the syncer thread starts: a fault from
 		 * here on could not stop it on the way out. */
