@@ -136,7 +136,9 @@ typedef struct drv {
 	int64_t kus[K_COUNT];     /* time spent per kind, us */
 	int64_t ckpt_us;
 	uint64_t checkpoints, full_checkpoints, fl_starts, fl_self_crashes, refused_ok;
-	uint64_t worker_kills, inflight_lost;
+	uint64_t worker_kills, inflight_lost, map_grown;
+	uint64_t st_races, st_claims, st_rejected, st_gaps, st_epipe, st_synced_to,
+		st_eclosed, st_eagain, st_runs, st_events;
 	/* the step */
 	long step, round_step;
 	uint64_t rs;
@@ -605,6 +607,18 @@ static void fl_term(drv *d)
 	am_flusher_ended(&d->m, clean ? am_tick(&d->m) : t, clean);
 	d->fl = 0;
 	note(d, "[flusher stopped: %s] ", clean ? "exit 0" : "crashed");
+	/* Its last line says how often its map grew (ckr_store_grow). */
+	char errlog[300], buf[4096];
+	snprintf(errlog, sizeof errlog, "%s.flusher.log", d->db);
+	FILE *f = fopen(errlog, "r");
+	if (f) {
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		const char *p = strstr(buf, "map grown ");
+		if (p)
+			d->map_grown += strtoull(p + 10, NULL, 10);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1486,6 +1500,11 @@ static bool st_fkillwait(drv *d)
 
 static bool st_fsecond(drv *d)
 {
+	/* Its store open takes LMDB's writer lock, which a stopped flusher
+	 * (mid-batch) or worker (mid-claim) may hold. */
+	fl_cont(d);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		cont_worker(d, i);
 	int lines = 0, st;
 	char first[512];
 	bool own = d->fl && !d->fl_armed && chance(d, 40);
@@ -1803,6 +1822,16 @@ static void round_end(drv *d)
 	}
 	log_step(d);
 	cleanup_round(d, false);
+	d->st_races += d->m.n_races;
+	d->st_claims += d->m.n_claims_ok;
+	d->st_rejected += d->m.n_rejected_seen;
+	d->st_gaps += d->m.n_gaps_seen;
+	d->st_epipe += d->m.n_epipe;
+	d->st_synced_to += d->m.n_synced_to;
+	d->st_eclosed += d->m.n_eclosed;
+	d->st_eagain += d->m.n_eagain;
+	d->st_runs += d->m.n_runs;
+	d->st_events += d->m.n_evs;
 	am_free(&d->m);
 }
 
@@ -1818,7 +1847,7 @@ static void one_step(drv *d)
 				break;
 			}
 	}
-	if (!d->fl && chance(d, 8))
+	if (!d->fl && chance(d, 3))
 		fl_start(d, chance(d, 60));
 	if (d->fl_stopped && chance(d, 10))
 		fl_cont(d);
@@ -1943,6 +1972,12 @@ int main(int argc, char **argv)
 			       (long long)(d->kus[k] / 1000), d->kc[k]);
 		printf("; checkpoints %lld\n", (long long)(d->ckpt_us / 1000));
 	}
+	printf("apiseq: model: %" PRIu64 " runs, %" PRIu64 " events; %" PRIu64 " begins of ids begun more than once, %"
+	       PRIu64 " claims won, %" PRIu64 " with rows set aside past a gap, %" PRIu64
+	       " rejections seen by waiters, %" PRIu64 " -EPIPE, %" PRIu64 " SYNCED timeouts, %"
+	       PRIu64 " CKR_ECLOSED, %" PRIu64 " -EAGAIN; map grown %" PRIu64 " times\n",
+	       d->st_runs, d->st_events, d->st_races, d->st_claims, d->st_gaps, d->st_rejected,
+	       d->st_epipe, d->st_synced_to, d->st_eclosed, d->st_eagain, d->map_grown);
 	printf("apiseq: flusher starts %" PRIu64 ", crash-point deaths %" PRIu64
 	       ", refused second flushers %" PRIu64 ", worker kills %" PRIu64
 	       " (%" PRIu64 " with a command lost in flight)\n",

@@ -357,6 +357,7 @@ int am_run_get(am *m, const uint8_t *id, size_t len)
 	run.winner = -1;
 	run.fin_ev = -1;
 	run.t_exists = AM_NEVER;
+	run.t_term = AM_NEVER;
 	run.t_claim_done = -1;
 	run.t_claim_send = -1;
 	PUSH(m->runs, m->n_runs, m->cap_runs, run);
@@ -1405,7 +1406,7 @@ static bool terminal_possible(const am *m, const am_run *r)
 {
 	(void)m;
 	return r->fin_ev >= 0 || r->exhausted || r->maybe_exhausted || r->n_maybe_claims ||
-	       r->claims_pending > 0 || r->winner < 0;
+	       r->claims_pending > 0 || r->finish_pending > 0 || r->winner < 0;
 }
 
 static void observe_info(am *m, int run, const ckr_run_info *in, int64_t t, int64_t t1,
@@ -1434,7 +1435,7 @@ static void observe_info(am *m, int run, const ckr_run_info *in, int64_t t, int6
 	if (in->kind != (ckr_kind)win->kind)
 		am_diverge(m, "%s: run %s kind %d, its begin said %u", what, id, in->kind,
 			   win->kind);
-	if (in->state == CKR_RUN_RUNNING && (r->exhausted || fin_known_before(m, r, t)))
+	if (in->state == CKR_RUN_RUNNING && (r->t_term < t || fin_known_before(m, r, t)))
 		am_diverge(m, "%s: run %s RUNNING after it finished", what, id);
 	if (in->state != CKR_RUN_RUNNING && !terminal_possible(m, r))
 		am_diverge(m, "%s: run %s is %s but nothing finished it", what, id,
@@ -1553,7 +1554,7 @@ static void claim_allow(const am *m, int img, int store, int run, int64_t t, int
 	uint32_t mx = claim_max(m, im, store);
 	if (!(r->t_exists < t))
 		allow_add(a, -ENOENT);
-	if (r->exhausted || fin_known_before(m, r, t)) {
+	if (r->t_term < t || fin_known_before(m, r, t)) {
 		allow_add(a, CKR_ETERMINAL);
 		return;
 	}
@@ -1709,7 +1710,8 @@ static void claim_success(am *m, int img, int run, const as_cmd *c, const as_rep
 	ru->t_claim_done = t1;
 	ru->t_claim_send = t;
 	run_exists_by(m, run, t1);
-	int wn = writer_new(m, run, img, true);
+	int wn = writer_new(m, run, img, true); /* moves m->ws */
+	win = &m->ws[ru->winner];
 	am_writer *nw = &m->ws[wn];
 	nw->wid = cl->writer;
 	nw->inc = cl->incarnation;
@@ -1750,6 +1752,8 @@ static void on_claim(am *m, int img, const as_cmd *c, const as_rep *r, int64_t t
 	am_run *ru = &m->runs[run];
 	if (r->rc != -ENOENT)
 		run_exists_by(m, run, m->T);
+	if (r->rc == CKR_EEXHAUSTED || r->rc == CKR_ETERMINAL)
+		ru->t_term = ru->t_term < m->T ? ru->t_term : m->T;
 	if (r->rc == CKR_EEXHAUSTED) {
 		ru->exhausted = true;
 		if (ru->winner < 0) {
@@ -2015,6 +2019,9 @@ int64_t am_sent(am *m, int img, const as_cmd *c)
 	}
 	if (c->op == OP_DETACH && c->client >= 0 && c->client < AS_MAX_CLIENTS)
 		m->imgs[img].cl[c->client].detaching = true;
+	if (c->op == OP_FINISH && c->run >= 0 && c->run < AS_MAX_RUNS &&
+	    m->imgs[img].h[c->run].used)
+		m->runs[m->imgs[img].h[c->run].run].finish_pending++;
 	return t;
 }
 
@@ -2027,6 +2034,8 @@ void am_done(am *m, int img, const as_cmd *c, const as_rep *r, const void *extra
 		am_diverge(m, "worker answered %s to %s", am_op_name(r->op), am_op_name(c->op));
 		return;
 	}
+	if (c->op == OP_FINISH && c->run >= 0 && c->run < AS_MAX_RUNS && im->h[c->run].used)
+		m->runs[im->h[c->run].run].finish_pending--;
 	m->focus = -1;
 	if (c->op == OP_WAIT && c->tag)
 		m->focus = m->evs[c->tag - 1].run;
@@ -2134,6 +2143,7 @@ void am_lost(am *m, int img, const as_cmd *c, int64_t t)
 		if (c->run < 0 || c->run >= AS_MAX_RUNS || !im->h[c->run].used)
 			break;
 		am_handle *h = &im->h[c->run];
+		m->runs[h->run].finish_pending--;
 		if (h->finished || c->outcome == CKR_OUTCOME_LEAVE_RUNNING ||
 		    c->outcome > CKR_OUTCOME_FAIL)
 			break;

@@ -162,6 +162,7 @@ typedef struct am_run {
 	uint32_t maybe_claim_max[4];
 	int maybe_claim_img[4];
 	bool exhausted;         /* a claim failed it (recovery exhausted) */
+	int64_t t_term;         /* known terminal (in the store) by then */
 	bool maybe_exhausted;   /* a maybe claim may have */
 	int fin_ev;             /* the current tenure's finish event, -1 */
 	int *rows;              /* seq -> event (stored rows), -1 none */
@@ -170,6 +171,7 @@ typedef struct am_run {
 	int *aside;             /* events set aside, in claim order */
 	size_t n_aside, cap_aside;
 	int claims_pending;     /* CLAIM commands in flight */
+	int finish_pending;     /* FINISH (complete/fail) commands in flight */
 	int64_t t_claim_done;   /* last successful claim's reply */
 	int64_t t_claim_send;   /* ... and its send */
 	bool checked_once;
