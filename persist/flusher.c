@@ -255,6 +255,8 @@ static int open_slot_and_positions(ckr_flusher *f, void *arg)
 	 * (another flusher serves the segment, or the store serves another
 	 * segment) has left meta as it was. */
 	rc = ckr_store_record_max_attempts(f->store, f->opts.max_attempts);
+	while (rc == CKR_STORE_MAPFULL && ckr_store_grow(f->store) == 0)
+		rc = ckr_store_record_max_attempts(f->store, f->opts.max_attempts);
 	if (rc == CKR_STORE_MAPFULL)
 		rc = -ENOSPC;
 	if (rc == 0)
@@ -309,6 +311,13 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (rc)
 		goto fail_detach;
 	rc = bind_store(f);
+	/* The opening writes may find the map full: a restart maps no more
+	 * than the store uses when that exceeds --map-size. Grow it, as a
+	 * batch would (handle_full), and write again. */
+	while (rc == CKR_STORE_MAPFULL && ckr_store_grow(f->store) == 0)
+		rc = bind_store(f);
+	if (rc == CKR_STORE_MAPFULL)
+		rc = -ENOSPC;
 	if (rc && o->failed_part)
 		*o->failed_part = "store";
 	if (rc)
