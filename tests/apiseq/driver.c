@@ -268,6 +268,7 @@ static void spawn(drv *d, int wi)
 	if (rc)
 		setup_failure(d, "cannot start a worker (%s): %s", d->worker_bin, am_rc(rc));
 	d->w[wi].img = am_img_new(&d->m, wi, hello.pid, hello.token);
+	IMG(d, wi)->nonce = hello.nonce;
 	note(d, "[spawn w%d pid %d] ", wi, (int)hello.pid);
 }
 
@@ -282,6 +283,32 @@ static void cont_worker(drv *d, int wi)
 	kill(w->pid, SIGCONT);
 	w->stopped = false;
 	IMG(d, wi)->stopped = false;
+}
+
+/* K1, seen from the segment: a claim won only once every lane of the
+ * replaced owner image was drained, so no lane of that identity may still
+ * hold bytes the flusher has not passed. */
+static void claim_lanes_check(drv *d)
+{
+	int o = d->m.claim_prev_img;
+	if (o < 0 || !d->view_ok)
+		return;
+	const am_img *im = &d->m.imgs[o];
+	for (uint32_t i = 0; i < d->view.lane_count; i++) {
+		ckr_lane l;
+		ckr_lane_view(&d->view, i, &l);
+		uint64_t head = ckr_lane_head(&l), tail = ckr_lane_tail(&l);
+		uint64_t owner = ckr_lane_owner(&l);
+		ckr_identity id;
+		ckr_lane_owner_identity(&l, owner, &id);
+		/* re-read: the flusher may free the lane meanwhile */
+		if (owner && id.token == im->token && id.nonce == im->nonce && head < tail &&
+		    ckr_lane_owner(&l) == owner && ckr_lane_head(&l) < tail)
+			am_diverge(&d->m, "a claim won while lane %u of the replaced owner (pid %d) "
+				   "still had %llu bytes the flusher had not passed (K1: claims wait "
+				   "until the dead writer's lanes are drained)", i, (int)im->pid,
+				   (unsigned long long)(tail - ckr_lane_head(&l)));
+	}
 }
 
 /* Read the reply of worker wi's command in flight and let the model judge
@@ -313,7 +340,10 @@ static void collect(drv *d, int wi)
 			      WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit");
 	}
 	w->busy = false;
+	d->m.claim_prev_img = -1;
 	am_done(&d->m, w->img, &w->pend, &r, extra, w->t_send);
+	if (w->pend.op == OP_CLAIM && r.rc == 0)
+		claim_lanes_check(d);
 	note(d, "{w%d %s -> %s%s} ", wi, am_op_name(w->pend.op), am_rc(r.rc),
 	     r.elapsed_us > 20000 ? " (slow)" : "");
 	if (r.elapsed_us > 20000 && d->verbose)
@@ -327,6 +357,7 @@ static void collect(drv *d, int wi)
 	if (w->pend.op == OP_EXEC) {
 		IMG(d, wi)->gone_ms = ap_now_ms();
 		w->img = am_img_new(&d->m, wi, r.pid, r.token);
+		IMG(d, wi)->nonce = r.nonce;
 	}
 	free(extra);
 	check_failed(d);
@@ -1680,6 +1711,33 @@ static void kill_lingering(drv *d)
 	d->n_ling = 0;
 }
 
+/* Everything is applied: a wait on any event answers its verdict at once,
+ * stored (0) or rejected (CKR_EREJECTED), for a sample of every live
+ * worker's events. */
+static void wait_sweep(drv *d)
+{
+	for (int wi = 0; wi < MAX_WORKERS; wi++) {
+		if (!d->w[wi].alive)
+			continue;
+		am_img *im = IMG(d, wi);
+		int cl = client_of(d, wi);
+		if (cl < 0 || !im->n_evs)
+			continue;
+		for (int k = 0; k < 6; k++) {
+			int ei = im->evs[rnd(d, (uint32_t)im->n_evs)];
+			as_cmd c;
+			base_cmd(d, &c, OP_WAIT);
+			c.client = cl;
+			c.ticket = d->m.evs[ei].tk;
+			c.tag = (uint64_t)ei + 1;
+			c.level = CKR_LEVEL_COMMITTED;
+			c.timeout_ms = 0;
+			send_cmd(d, wi, &c, false);
+			im = IMG(d, wi);
+		}
+	}
+}
+
 static void checkpoint(drv *d, bool full)
 {
 	int64_t c0 = ap_now_ms();
@@ -1716,6 +1774,7 @@ static void checkpoint(drv *d, bool full)
 		ac_wait_ended(&d->m, d->store, 30000);
 		check_failed(d);
 	}
+	wait_sweep(d);
 	int64_t c2 = ap_now_ms();
 	ac_checkpoint(&d->m, d->store, full);
 	if (env_long("TIMES", 0))

@@ -43,6 +43,7 @@ void am_init(am *m, uint32_t lanes, uint32_t wpl, uint32_t max_attempts)
 		m->lane[i].client = -1;
 	}
 	m->focus = -1;
+	m->claim_prev_img = -1;
 	m->hcap = 1024;
 	m->hmap = calloc(m->hcap, sizeof *m->hmap);
 	if (!m->hmap)
@@ -650,8 +651,8 @@ void am_decide_win(am *m, int run, int wi, const char *how)
 	if (r->winner == wi)
 		return;
 	if (r->winner >= 0) {
-		am_diverge(m, "run %s: two begins won (writers %d and %d; %s)", id, r->winner,
-			   wi, how);
+		am_diverge(m, "run %s: two begins won (writer %d at t%lld by %s; writer %d by %s)",
+			   id, r->winner, (long long)r->won_t, r->won_how, wi, how);
 		return;
 	}
 	if (m->ws[wi].st == WS_LOSE) {
@@ -662,6 +663,8 @@ void am_decide_win(am *m, int run, int wi, const char *how)
 	m->ws[wi].st = WS_WIN;
 	m->ws[wi].begin_maybe = false; /* it landed */
 	r->winner = wi;
+	snprintf(r->won_how, sizeof r->won_how, "%s", how);
+	r->won_t = m->T;
 	events_observed_check(m, wi, WS_WIN, how);
 	for (size_t i = 0; i < r->n_cands; i++) {
 		int c = r->cands[i];
@@ -1338,7 +1341,8 @@ static void on_wait(am *m, int img, const as_cmd *c, const as_rep *r, int64_t t)
 		 * never syncs and the event came after its restart's fsync. */
 		must_finish = !sync || g->mode != CKR_SYNC_NONE || ev_applied_before(m, e, g->t_start);
 	}
-	if (c->timeout_ms >= 0 && !must_finish)
+	/* Once head passed the event, ckr_wait answers at once (COMMITTED). */
+	if (c->timeout_ms >= 0 && !must_finish && !(applied && !sync))
 		allow_add(&a, -ETIMEDOUT);
 	char what[160];
 	snprintf(what, sizeof what, "ckr_wait(%s, timeout %d) on %s seq %llu (model fate %s)",
@@ -1420,6 +1424,7 @@ static void observe_info(am *m, int run, const ckr_run_info *in, int64_t t, int6
 	}
 	am_run *r = &m->runs[run];
 	am_run_id_text(r, id, sizeof id);
+	m->focus = run;
 	run_exists_by(m, run, t1);
 	int w = am_cand_by_label(m, run, in->label);
 	if (w == -1) {
@@ -1624,6 +1629,7 @@ static void claim_success(am *m, int img, int run, const as_cmd *c, const as_rep
 		am_decide_win(m, run, w, "claim label");
 	}
 	const am_writer *win = &m->ws[ru->winner];
+	m->claim_prev_img = ru->n_maybe_claims ? -1 : m->ws[ru->tenure[ru->n_tenure - 1]].img;
 	if (cl->id_len != ru->id_len || memcmp(cl->id, ru->id, ru->id_len) ||
 	    cl->kind != (ckr_kind)win->kind || strcmp(cl->label, win->label) ||
 	    cl->owner_token != im->token || cl->writer == 0)

@@ -89,7 +89,7 @@ typedef struct am_claimrec {
 typedef struct am_img {
 	int worker;             /* driver worker slot; -1: a fork child */
 	pid_t pid;
-	uint64_t token;
+	uint64_t token, nonce;
 	am_img_state state;
 	bool stopped;
 	bool pid_dead;          /* EXECED: the process died since */
@@ -175,6 +175,8 @@ typedef struct am_run {
 	int64_t t_claim_done;   /* last successful claim's reply */
 	int64_t t_claim_send;   /* ... and its send */
 	bool checked_once;
+	char won_how[96];       /* the observation that decided the winner */
+	int64_t won_t;
 } am_run;
 
 typedef struct am_lane {
@@ -228,6 +230,7 @@ typedef struct am {
 	bool failed;
 	char why[8192];
 	int focus;              /* the run the last check was about, -1 */
+	int claim_prev_img;     /* the owner image a claim just replaced, -1 */
 	/* statistics */
 	uint64_t n_races, n_claims_ok, n_rejected_seen, n_gaps_seen, n_epipe;
 	uint64_t n_synced_to, n_eclosed, n_eagain;

@@ -109,6 +109,7 @@ typedef struct as_rep {
 	uint32_t extra_len;
 	int32_t sub[12];        /* sub-results (fork child, misuse, burst) */
 	uint64_t token;         /* hello/attach: this process's token */
+	uint64_t nonce;         /* hello: this process image's nonce */
 	uint64_t next_seq;      /* after a push: ckr_run_next_seq */
 	int64_t elapsed_us;     /* wait / claim retry time */
 	pid_t pid;              /* hello: pid; fork: the child's pid */

@@ -828,7 +828,10 @@ int main(int argc, char **argv)
 	w.argv = argv;
 	signal(SIGPIPE, SIG_IGN);
 	as_rep hello = { .op = OP_HELLO, .idx = -1, .pid = getpid() };
-	hello.rc = ckr_proc_self_token(&hello.token);
+	ckr_identity self;
+	hello.rc = ckr_proc_self_identity(&self);
+	hello.token = self.token;
+	hello.nonce = self.nonce;
 	reply(&hello, NULL, 0);
 	for (;;) {
 		as_cmd c;
