@@ -721,10 +721,12 @@ int ac_wait_ended(am *m, ckr_store *s, int timeout_ms)
 			if (ap_now_ms() > deadline) {
 				char id[300];
 				am_run_id_text(r, id, sizeof id);
-				am_diverge(m, "run %s: its owner (pid %d, %s) was never marked ended "
-					   "within %d ms: the run never becomes claimable", id,
-					   (int)o->pid, o->state == IMG_DEAD ? "dead" : "exec'd holding "
-					   "lanes", timeout_ms);
+				m->focus = (int)run;
+				am_diverge(m, "run %s: its owner (pid %d, %s; the store says pid %u, "
+					   "alive %d) was never marked ended within %d ms: the run never "
+					   "becomes claimable", id, (int)o->pid,
+					   o->state == IMG_DEAD ? "dead" : "exec'd holding lanes",
+					   in.owner_pid, in.owner_alive, timeout_ms);
 				return -ETIMEDOUT;
 			}
 			/* Polling the store for the flusher's housekeeping (E1/E2). */

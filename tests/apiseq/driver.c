@@ -1748,6 +1748,8 @@ static void checkpoint(drv *d, bool full)
 	kill_lingering(d);
 	fl_cont(d);
 	fl_poll(d);
+	if (d->fl && d->fl_armed)
+		fl_kill(d); /* it could die at its crash point while we check */
 	for (int tries = 0;; tries++) {
 		if (!d->fl)
 			fl_start(d, false);

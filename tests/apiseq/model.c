@@ -436,6 +436,10 @@ void am_flusher_started(am *m, int mode, bool armed, uint32_t max_attempts,
 		     .mode = mode, .armed = armed, .t_stop = AM_NEVER, .t_cont = AM_NEVER,
 		     .max_attempts = max_attempts };
 	PUSH(m->gens, m->n_gens, m->cap_gens, g);
+	if (m->meta_max_attempts != max_attempts) {
+		m->meta_prev = m->meta_max_attempts;
+		m->t_meta = t_start;
+	}
 	m->meta_max_attempts = max_attempts;
 }
 
@@ -1557,6 +1561,9 @@ static void claim_allow(const am *m, int img, int store, int run, int64_t t, int
 	const am_img *im = &m->imgs[img];
 	const am_run *r = &m->runs[run];
 	uint32_t mx = claim_max(m, im, store);
+	/* A flusher that started during the claim may or may not have
+	 * recorded its max_attempts before the claim read it. */
+	uint32_t mx2 = !im->store_att[store] && m->t_meta > t ? m->meta_prev : mx;
 	if (!(r->t_exists < t))
 		allow_add(a, -ENOENT);
 	if (r->t_term < t || fin_known_before(m, r, t)) {
@@ -1598,8 +1605,10 @@ static void claim_allow(const am *m, int img, int store, int run, int64_t t, int
 				allow_add(a, CKR_ENOTDRAINED);
 			else
 				allow_add(a, att == 0 ? CKR_ENOTINTERRUPTED : CKR_ECLAIMED);
-			if (!fin_certain)
+			if (!fin_certain) {
 				allow_add(a, att + 1 > mx ? CKR_EEXHAUSTED : 0);
+				allow_add(a, att + 1 > mx2 ? CKR_EEXHAUSTED : 0);
+			}
 		}
 	}
 	if (r->claims_pending > 0 || r->t_claim_done >= t) { /* a racing claim */

@@ -207,6 +207,8 @@ typedef struct am_counts {
 typedef struct am {
 	uint32_t lanes, wpl, max_record;
 	uint32_t meta_max_attempts;
+	uint32_t meta_prev;     /* the value before the last change ... */
+	int64_t t_meta;         /* ... made (by a flusher start) then */
 	int64_t T;
 	am_img *imgs;
 	size_t n_imgs, cap_imgs;

@@ -182,6 +182,12 @@ pid_t ap_flusher_start(const char *bin, const char *seg, const char *db,
 		 (unsigned long long)(o->map_size ? o->map_size : UINT64_C(64) << 20));
 	snprintf(att, sizeof att, "%u", o->max_attempts ? o->max_attempts : 5);
 	*status = 0;
+	uint64_t hb0 = 0;
+	ckr_segment s;
+	if (ckr_segment_attach(seg, true, &s) == 0) {
+		hb0 = atomic_load(&ckr_seg_fl(&s)->heartbeat_ns);
+		ckr_segment_detach(&s);
+	}
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -205,14 +211,16 @@ pid_t ap_flusher_start(const char *bin, const char *seg, const char *db,
 		      (char *)NULL);
 		_exit(127);
 	}
-	ckr_segment s;
 	int64_t deadline = ap_now_ms() + timeout_ms;
 	while (ap_now_ms() < deadline) {
 		if (ckr_segment_attach(seg, true, &s) == 0) {
 			uint64_t owner = atomic_load(&ckr_seg_fl(&s)->owner);
+			uint64_t hb = atomic_load(&ckr_seg_fl(&s)->heartbeat_ns);
 			ckr_segment_detach(&s);
-			if (ckr_token_pid(owner) == pid)
-				return pid; /* its store is ready too (claim_slot last) */
+			/* Its slot, then the heartbeat at the end of its open:
+			 * the store is set up and max_attempts recorded. */
+			if (ckr_token_pid(owner) == pid && hb != hb0)
+				return pid;
 		}
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
