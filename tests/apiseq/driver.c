@@ -151,6 +151,13 @@ typedef struct drv {
 } drv;
 
 static drv *D;
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
 
 static long env_long(const char *name, long def);
 
@@ -1946,6 +1953,11 @@ int main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_interrupt; /* the loop ends the round and cleans up */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	const char *b = getenv("BUILD");
 	if (!b || !*b)
 		b = "build";
@@ -2000,6 +2012,12 @@ int main(int argc, char **argv)
 	d->t0_ms = ap_now_ms();
 	round_start(d);
 	for (d->step = 1; d->step <= d->steps; d->step++) {
+		if (interrupted) {
+			fprintf(stderr, "apiseq: interrupted at step %ld (SEED=%" PRIu64 ")\n",
+				d->step, d->seed);
+			cleanup_round(d, false);
+			return 2;
+		}
 		one_step(d);
 		d->round_step++;
 		if (d->step % d->ckpt_every == 0 && d->step != d->steps &&

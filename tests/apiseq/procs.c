@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ int ap_worker_spawn(const char *bin, const char *seg, const char *db, ap_worker 
 		return e;
 	}
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
 		/* fds 3 and 4 survive exec (and the worker's own execs). */
 		if (dup2(cmd[0], AS_CMD_FD) < 0 || dup2(rep[1], AS_REP_FD) < 0)
 			_exit(126);
@@ -192,6 +194,7 @@ pid_t ap_flusher_start(const char *bin, const char *seg, const char *db,
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
 		if (o->crash)
 			setenv("CKR_FLUSHER_CRASH", o->crash, 1);
 		else
@@ -249,6 +252,7 @@ int ap_flusher_refused(const char *bin, const char *seg, const char *db, bool cr
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(err[1], 2);
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
