@@ -19,7 +19,8 @@
  *
  * Environment: SEED (replay), STEPS (total steps, default 100000; a
  * sanitizer build defaults to 25000), ROUND_STEPS (steps per round, 20000),
- * CKPT_EVERY (1000; every 8th checkpoint is a full one), BUILD (build directory, "build"), VERBOSE=1 (every
+ * CKPT_EVERY (2000; every 10th checkpoint, and the end of a round, is a full
+ * one: it also waits for every dead owner to be marked ended), BUILD (build directory, "build"), VERBOSE=1 (every
  * step), KEEP=1 (keep the store of a failing round), DB_ROOT (where the
  * store directories go: /dev/shm, a tmpfs, by default), TIMES=1 (time per
  * step kind).
@@ -83,8 +84,8 @@ static const struct {
 	const char *name;
 	int weight; /* per mille */
 } KINDS[K_COUNT] = {
-	[K_MSG] = { "message", 200 },        [K_PHASE] = { "phase", 80 },
-	[K_BURST] = { "burst", 30 },         [K_WAIT] = { "wait", 130 },
+	[K_MSG] = { "message", 210 },        [K_PHASE] = { "phase", 80 },
+	[K_BURST] = { "burst", 30 },         [K_WAIT] = { "wait", 90 },
 	[K_BEGIN] = { "begin", 70 },         [K_DUPBEGIN] = { "dup-begin", 25 },
 	[K_RACEBEGIN] = { "race-begin", 12 }, [K_FINISH] = { "finish", 40 },
 	[K_CLOSE] = { "close", 25 },         [K_ATTACH] = { "attach", 20 },
@@ -92,10 +93,10 @@ static const struct {
 	[K_LIST] = { "list", 8 },            [K_GET] = { "get", 15 },
 	[K_RESUME] = { "resume", 12 },       [K_BCHECK] = { "begin-check", 5 },
 	[K_PRUNE] = { "prune", 2 },          [K_CLAIM] = { "claim", 22 },
-	[K_SCLAIM] = { "claim-settled", 4 }, [K_RCLAIM] = { "race-claim", 4 },
+	[K_SCLAIM] = { "claim-settled", 1 }, [K_RCLAIM] = { "race-claim", 4 },
 	[K_FOREIGN] = { "reopen-not-claimer", 5 }, [K_KILL] = { "kill", 10 },
 	[K_KILLBUSY] = { "kill-in-flight", 9 }, [K_KILLPUSH] = { "kill-mid-push", 5 },
-	[K_PARKPUSH] = { "parked-claim", 3 }, [K_TBURST] = { "two-thread-burst-kill", 4 },
+	[K_PARKPUSH] = { "parked-claim", 3 }, [K_TBURST] = { "two-thread-burst-kill", 3 },
 	[K_STOP] = { "sigstop", 6 },         [K_CONT] = { "sigcont", 6 },
 	[K_EXEC] = { "exec", 4 },            [K_FORK] = { "fork", 4 },
 	[K_EXIT] = { "exit", 3 },            [K_FKILL] = { "flusher-kill", 3 },
@@ -146,7 +147,7 @@ typedef struct drv {
 	char log[LOG_N][1024];
 	long log_step[LOG_N];
 	int log_pos;
-	uint64_t ids, short_ids;
+	uint64_t ids, short_ids, tags;
 	int64_t t0_ms;
 } drv;
 
@@ -521,7 +522,10 @@ static void base_cmd(drv *d, as_cmd *c, uint32_t op)
 	memset(c, 0, sizeof *c);
 	c->op = op;
 	c->client = c->run = c->store = c->claim = -1;
-	c->tag = ((uint64_t)d->step << 16) ^ ((uint64_t)d->round << 56) ^ rnd(d, 1u << 15);
+	/* Unique per command: labels, payloads and metadata derive from it
+	 * (bursts use tag + 1000 * thread + k: 4096 tags per command). */
+	c->tag = ((uint64_t)d->round << 56) | ((uint64_t)d->step << 20) |
+		 ((uint64_t)(d->tags++ & 0xff) << 12);
 }
 
 /* ------------------------------------------------------------------ */
@@ -538,7 +542,7 @@ static void fl_start(drv *d, bool random_opts)
 	if (random_opts) {
 		uint32_t s = rnd(d, 100);
 		o.sync = s < 50 ? CKR_SYNC_ALWAYS : s < 75 ? CKR_SYNC_NONE : CKR_SYNC_INTERVAL;
-		o.interval_ms = 5 + rnd(d, 50);
+		o.interval_ms = 2 + rnd(d, 18);
 		o.idle_max_us = chance(d, 50) ? 200 : 1000;
 		o.max_attempts = 2 + rnd(d, 4);
 		if (chance(d, 10))
@@ -1103,6 +1107,7 @@ static bool st_read(drv *d, uint32_t op)
 		c.which = rnd(d, 3);
 		note(d, "w%d list %u -> ", wi, c.which);
 	} else if (op == OP_PRUNE) {
+		fl_cont(d);
 		c.len = chance(d, 50) ? 0 : 1000000;
 		c.len2 = chance(d, 50) ? 0 : 1000000;
 		note(d, "w%d prune -> ", wi);
@@ -1154,22 +1159,14 @@ static bool st_claim(drv *d, bool settled)
 	int run = pick_claim_run(d, settled);
 	if (run < 0)
 		return false;
+	fl_cont(d); /* a flusher stopped mid-batch holds LMDB's writer lock */
 	int s, wi = store_worker(d, true, &s);
 	if (wi < 0)
 		return false;
-	if (settled) {
-		/* The host's boot path: let the flusher drain, then claim,
-		 * retrying while the dead owner is not yet drained. */
-		if (d->fl && !d->fl_stopped && d->view_ok && !d->fl_armed) {
-			for (int i = 0; i < MAX_WORKERS; i++)
-				cont_worker(d, i);
-			if (ap_lanes_drained(&d->view, BOUND_MS))
-				setup_failure(d, "lanes not drained within %d ms (settled claim)",
-					      BOUND_MS);
-		} else {
-			settled = false;
-		}
-	}
+	/* The host's boot path: claim, retrying while the dead owner is not
+	 * yet drained (it must become claimable). */
+	if (settled && !(d->fl && !d->fl_armed))
+		settled = false;
 	as_cmd c;
 	base_cmd(d, &c, OP_CLAIM);
 	c.store = s;
@@ -1192,6 +1189,7 @@ static bool st_raceclaim(drv *d)
 	int run = pick_claim_run(d, true);
 	if (run < 0)
 		return false;
+	fl_cont(d);
 	int ws[2], ss[2], n = 0;
 	for (int tries = 0; tries < 8 && n < 2; tries++) {
 		int s, wi = store_worker(d, true, &s);
@@ -1373,6 +1371,9 @@ static bool st_stop(drv *d, bool stop)
 		if (wi < 0 || n_alive(d) <= 2)
 			return false;
 		ap_worker *w = &d->w[wi];
+		uint32_t op = w->pend.op;
+		if (w->busy && (op == OP_CLAIM || op == OP_PRUNE || op == OP_EMBED))
+			return false; /* it may hold LMDB's writer lock: every writer waits */
 		kill(w->pid, SIGSTOP);
 		/* Wait on the kernel's word that it stopped (bounded). */
 		int64_t deadline = ap_now_ms() + BOUND_MS;
@@ -1429,6 +1430,7 @@ static bool st_fork(drv *d)
 		c.flags |= FF_LINGER;
 	int run = pick_existing_run(d);
 	if (run >= 0 && chance(d, 40)) {
+		fl_cont(d); /* the child waits for its begin's verdict */
 		c.flags |= FF_DUP_BEGIN;
 		fill_id(&c, &d->m.runs[run]);
 		c.kind = CKR_KIND_SINGLE_LOOP;
@@ -1495,7 +1497,7 @@ static bool st_fstop(drv *d)
 /* The flusher dies while a worker waits with timeout -1: -EPIPE. */
 static bool st_fkillwait(drv *d)
 {
-	if (!d->fl || d->fl_armed)
+	if (!d->fl || d->fl_armed || chance(d, 50)) /* -EPIPE takes ~100 ms */
 		return false;
 	int wi = pick_worker(d, has_handle);
 	if (wi < 0)
@@ -1976,7 +1978,7 @@ int main(int argc, char **argv)
 	}
 	d->steps = env_long("STEPS", SANITIZED ? 25000 : 100000);
 	d->round_steps = env_long("ROUND_STEPS", 20000);
-	d->ckpt_every = env_long("CKPT_EVERY", 1000);
+	d->ckpt_every = env_long("CKPT_EVERY", 2000);
 	d->verbose = env_long("VERBOSE", 0) == 1;
 	d->keep = env_long("KEEP", 0) == 1;
 	/* The store on tmpfs by default: this test is about the protocol,
@@ -2022,7 +2024,7 @@ int main(int argc, char **argv)
 		d->round_step++;
 		if (d->step % d->ckpt_every == 0 && d->step != d->steps &&
 		    d->round_step < d->round_steps) {
-			checkpoint(d, (d->step / d->ckpt_every) % 8 == 0);
+			checkpoint(d, (d->step / d->ckpt_every) % 10 == 0);
 			log_step(d);
 		}
 		if (d->round_step >= d->round_steps && d->step != d->steps) {

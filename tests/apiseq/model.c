@@ -1888,6 +1888,7 @@ static void on_fork(am *m, int img, const as_cmd *c, const as_rep *r, int64_t t)
 		expect(m, &b, r->sub[7], "ckr_run_begin of an existing run in a forked child");
 		if (r->sub[7] == 0) {
 			int run = am_run_get(m, c->id, c->id_len);
+			m->focus = run;
 			int wi = writer_new(m, run, child, false);
 			am_writer *w = &m->ws[wi];
 			w->begin_ok = true;
