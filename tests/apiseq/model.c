@@ -665,7 +665,10 @@ void am_decide_win(am *m, int run, int wi, const char *how)
 		return;
 	}
 	m->ws[wi].st = WS_WIN;
-	m->ws[wi].begin_maybe = false; /* it landed */
+	if (m->ws[wi].begin_maybe) { /* a begin lost in flight: it landed */
+		m->ws[wi].begin_maybe = false;
+		m->ws[wi].begin_ok = true;
+	}
 	r->winner = wi;
 	snprintf(r->won_how, sizeof r->won_how, "%s", how);
 	r->won_t = m->T;
