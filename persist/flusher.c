@@ -697,10 +697,8 @@ static int end_or_mark(ckr_flusher *f, ckr_batch *b, uint32_t i)
 static int batch_positions(ckr_flusher *f, ckr_batch *b, bool *work)
 {
 	int rc = 0;
-	if (f->rejections_kept) {
-		*work = true; /* published after the last commit: drop them */
-		rc = ckr_batch_clear_rejections(b);
-	}
+	if (f->rejections_kept)
+		*work = true; /* commit the drop of the kept reports (fill_batch) */
 	for (uint32_t i = 0; rc == 0 && i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
 		if (fl->pending != fl->rpos) {
@@ -721,6 +719,14 @@ static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
 	*n = 0;
 	*work = false;
 	f->n_rejects = 0;
+	/* The reports the last commit kept were published after it: drop them
+	 * now, before this batch keeps its own (W1). Dropped after, they would
+	 * go too, and a crash between this commit and W2 would lose them. */
+	if (f->rejections_kept) {
+		int rc = ckr_batch_clear_rejections(b);
+		if (rc)
+			return rc;
+	}
 	for (uint32_t k = 0; k < f->seg.lane_count; k++) {
 		/* Start at a rotating lane so no lane starves the others. */
 		uint32_t i = (f->next_lane + k) % f->seg.lane_count;
