@@ -691,8 +691,13 @@ static void check_counters(am *m, ckr_store *s)
 void ac_checkpoint(am *m, ckr_store *s, bool full)
 {
 	m->focus = -1;
+	/* A regular checkpoint looks at the runs touched since the last one
+	 * (commands about them, their owner's end); a full one at all. */
 	for (size_t run = 0; run < m->n_runs && !m->failed; run++)
-		check_run(m, s, (int)run, full);
+		if (full || m->runs[run].dirty || m->runs[run].winner < 0) {
+			check_run(m, s, (int)run, full);
+			m->runs[run].dirty = false;
+		}
 	if (m->failed)
 		return;
 	m->focus = -1;

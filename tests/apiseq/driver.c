@@ -90,7 +90,7 @@ static const struct {
 	[K_RACEBEGIN] = { "race-begin", 12 }, [K_FINISH] = { "finish", 40 },
 	[K_CLOSE] = { "close", 25 },         [K_ATTACH] = { "attach", 20 },
 	[K_DETACH] = { "detach", 14 },       [K_STORE] = { "store-open/close", 8 },
-	[K_LIST] = { "list", 8 },            [K_GET] = { "get", 15 },
+	[K_LIST] = { "list", 4 },            [K_GET] = { "get", 15 },
 	[K_RESUME] = { "resume", 12 },       [K_BCHECK] = { "begin-check", 5 },
 	[K_PRUNE] = { "prune", 2 },          [K_CLAIM] = { "claim", 22 },
 	[K_SCLAIM] = { "claim-settled", 1 }, [K_RCLAIM] = { "race-claim", 4 },
@@ -99,10 +99,10 @@ static const struct {
 	[K_PARKPUSH] = { "parked-claim", 3 }, [K_TBURST] = { "two-thread-burst-kill", 3 },
 	[K_STOP] = { "sigstop", 6 },         [K_CONT] = { "sigcont", 6 },
 	[K_EXEC] = { "exec", 4 },            [K_FORK] = { "fork", 4 },
-	[K_EXIT] = { "exit", 3 },            [K_FKILL] = { "flusher-kill", 3 },
+	[K_EXIT] = { "exit", 3 },            [K_FKILL] = { "flusher-kill", 2 },
 	[K_FTERM] = { "flusher-term", 2 },   [K_FSTOP] = { "flusher-stop", 2 },
-	[K_FSTART] = { "flusher-restart", 4 }, [K_FKILLWAIT] = { "flusher-dies-in-wait", 1 },
-	[K_FSECOND] = { "second-flusher", 2 }, [K_EMBED] = { "embedded-flusher", 2 },
+	[K_FSTART] = { "flusher-restart", 2 }, [K_FKILLWAIT] = { "flusher-dies-in-wait", 1 },
+	[K_FSECOND] = { "second-flusher", 1 }, [K_EMBED] = { "embedded-flusher", 2 },
 	[K_MISUSE] = { "misuse", 3 },        [K_COLLECT] = { "collect", 30 },
 };
 
@@ -362,6 +362,8 @@ static void collect(drv *d, int wi)
 		claim_lanes_check(d);
 	note(d, "{w%d %s -> %s%s} ", wi, am_op_name(w->pend.op), am_rc(r.rc),
 	     r.elapsed_us > 20000 ? " (slow)" : "");
+	if (w->pend.op == OP_CLAIM && d->verbose)
+		note(d, "[%u tries, %lld ms] ", r.n, (long long)(r.elapsed_us / 1000));
 	if (r.elapsed_us > 20000 && d->verbose)
 		note(d, "[%lld ms] ", (long long)(r.elapsed_us / 1000));
 	if (w->pend.op == OP_FORK && d->verbose)
@@ -763,7 +765,7 @@ static int pick_claim_run(drv *d, bool dead_owner)
 		const am_img *o = &m->imgs[m->ws[ru->tenure[ru->n_tenure - 1]].img];
 		/* Settled claims go for owners dead long enough that the
 		 * flusher's idle liveness probe (every second) saw them. */
-		if (dead_owner && o->state == IMG_DEAD && ap_now_ms() - o->gone_ms > 1500)
+		if (dead_owner && o->state == IMG_DEAD && ap_now_ms() - o->gone_ms > 3000)
 			return r;
 		if (!dead_owner && (o->state == IMG_DEAD || o->state == IMG_EXECED))
 			return r;
@@ -1182,9 +1184,12 @@ static bool st_claim(drv *d, bool settled)
 	const am_run *ru = &d->m.runs[run];
 	bool dead = ru->winner >= 0 &&
 		    d->m.imgs[d->m.ws[ru->tenure[ru->n_tenure - 1]].img].state == IMG_DEAD;
-	if (settled && dead && d->fl)
-		c.flags |= CF_RETRY;
+	if (settled && dead && d->fl && chance(d, 25)) /* up to ~1 s: the idle */
+		c.flags |= CF_RETRY;                      /* liveness cadence */
 	note(d, "w%d claim%s run %d -> ", wi, (c.flags & CF_RETRY) ? " (retry)" : "", run);
+	if (d->verbose && (c.flags & CF_RETRY))
+		note(d, "[owner gone %lld ms ago] ",
+		     (long long)(ap_now_ms() - d->m.imgs[d->m.ws[ru->tenure[ru->n_tenure - 1]].img].gone_ms));
 	bool async = !settled && chance(d, 15);
 	send_cmd(d, wi, &c, async);
 	if (!async)

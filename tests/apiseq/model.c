@@ -252,6 +252,8 @@ void am_img_end(am *m, int img, am_img_state how, int64_t t, int64_t t_gone)
 	am_img *im = &m->imgs[img];
 	if (im->state == IMG_EXECED && how == IMG_DEAD) {
 		im->pid_dead = true; /* the exec'd image's process died later */
+		for (size_t k = 0; k < m->n_runs; k++)
+			m->runs[k].dirty = true;
 		return;
 	}
 	if (im->state != IMG_ALIVE)
@@ -277,6 +279,13 @@ void am_img_end(am *m, int img, am_img_state how, int64_t t, int64_t t_gone)
 	im->stopped = false;
 	im->t_end = t;
 	im->t_gone = t_gone;
+	for (size_t k = 0; k < m->n_runs; k++) {
+		am_run *r = &m->runs[k];
+		if (r->n_tenure && m->ws[r->tenure[r->n_tenure - 1]].img == img)
+			r->dirty = true;
+		else if (r->winner < 0 && r->n_cands)
+			r->dirty = true;
+	}
 	if (how == IMG_DEAD) /* the earlier images of this process die with it */
 		for (size_t i = 0; i < m->n_imgs; i++)
 			if ((int)i != img && m->imgs[i].state == IMG_EXECED &&
@@ -361,6 +370,7 @@ int am_run_get(am *m, const uint8_t *id, size_t len)
 	run.t_term = AM_NEVER;
 	run.t_claim_done = -1;
 	run.t_claim_send = -1;
+	run.dirty = true;
 	PUSH(m->runs, m->n_runs, m->cap_runs, run);
 	if (m->n_runs * 2 > m->hcap) {
 		free(m->hmap);
@@ -2116,6 +2126,8 @@ void am_done(am *m, int img, const as_cmd *c, const as_rep *r, const void *extra
 	default:
 		am_diverge(m, "model: no rule for %s", am_op_name(c->op));
 	}
+	if (m->focus >= 0)
+		m->runs[m->focus].dirty = true;
 }
 
 /* The process died with the command in flight: it may or may not have
@@ -2124,6 +2136,13 @@ void am_lost(am *m, int img, const as_cmd *c, int64_t t)
 {
 	am_img *im = &m->imgs[img];
 	(void)t;
+	int fr = -1;
+	if (c->id_len && c->op != OP_FORK)
+		fr = am_run_find(m, c->id, c->id_len);
+	else if (c->run >= 0 && c->run < AS_MAX_RUNS && im->h[c->run].used)
+		fr = im->h[c->run].run;
+	if (fr >= 0)
+		m->runs[fr].dirty = true;
 	switch (c->op) {
 	case OP_BEGIN: {
 		int wi = pending_writer(m, img);

@@ -175,6 +175,7 @@ typedef struct am_run {
 	int64_t t_claim_done;   /* last successful claim's reply */
 	int64_t t_claim_send;   /* ... and its send */
 	bool checked_once;
+	bool dirty;             /* touched since the last checkpoint */
 	char won_how[96];       /* the observation that decided the winner */
 	int64_t won_t;
 } am_run;

@@ -215,23 +215,33 @@ pid_t ap_flusher_start(const char *bin, const char *seg, const char *db,
 		_exit(127);
 	}
 	int64_t deadline = ap_now_ms() + timeout_ms;
+	bool view = ckr_segment_attach(seg, true, &s) == 0;
 	while (ap_now_ms() < deadline) {
-		if (ckr_segment_attach(seg, true, &s) == 0) {
+		if (view) {
 			uint64_t owner = atomic_load(&ckr_seg_fl(&s)->owner);
 			uint64_t hb = atomic_load(&ckr_seg_fl(&s)->heartbeat_ns);
-			ckr_segment_detach(&s);
 			/* Its slot, then the heartbeat at the end of its open:
 			 * the store is set up and max_attempts recorded. */
-			if (ckr_token_pid(owner) == pid && hb != hb0)
+			if (ckr_token_pid(owner) == pid && hb != hb0) {
+				ckr_segment_detach(&s);
 				return pid;
+			}
+		} else {
+			view = ckr_segment_attach(seg, true, &s) == 0;
 		}
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
+			if (view)
+				ckr_segment_detach(&s);
 			*status = st;
 			return -1;
 		}
-		sched_yield();
+		/* Polling two words of the segment; leave the CPU to it. */
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
 	}
+	if (view)
+		ckr_segment_detach(&s);
 	ap_kill_reap(pid, timeout_ms);
 	return -1;
 }
