@@ -14,16 +14,17 @@
  * race), kills, stops or continues a worker or the flusher, restarts the
  * flusher with other options or crash points, or runs a flusher that must
  * be refused. Every reply is checked by the model at once; every
- * CKPT_EVERY steps the lanes are drained and the whole store is compared
- * with the model (check.c).
+ * CKPT_EVERY steps the lanes are drained and the store is compared with the
+ * model (check.c): the runs touched since the last checkpoint, or all of
+ * them at a full checkpoint.
  *
  * Environment: SEED (replay), STEPS (total steps, default 100000; a
  * sanitizer build defaults to 25000), ROUND_STEPS (steps per round, 20000),
- * CKPT_EVERY (2000; every 10th checkpoint, and the end of a round, is a full
- * one: it also waits for every dead owner to be marked ended), BUILD (build directory, "build"), VERBOSE=1 (every
- * step), KEEP=1 (keep the store of a failing round), DB_ROOT (where the
- * store directories go: /dev/shm, a tmpfs, by default), TIMES=1 (time per
- * step kind).
+ * CKPT_EVERY (2000; every 10th checkpoint, and the end of a round, is a
+ * full one: it also waits for every dead owner to be marked ended), BUILD
+ * (build directory, "build"), VERBOSE=1 (every step), KEEP=1 (keep the
+ * store of a failing round), DB_ROOT (where the store directories go:
+ * /dev/shm, a tmpfs, by default), TIMES=1 (time per step kind).
  * Exit: 0 all checks held; 1 a divergence (seed, step, the last steps and
  * the difference are printed); 2 set-up failure.
  */
