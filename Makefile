@@ -92,7 +92,7 @@ DEBIAN_PKGS := liblmdb-dev libcmocka-dev lmdb-utils pkg-config \
 
 .PHONY: all lib tools bench-tools tests test check asan tsan deps demo model bench install \
         torture admin-torture fuzz faults go-test bench-go go-example \
-        demo-fleet pg-torture bench-ship \
+        demo-fleet pg-torture bench-ship fuzz-api \
         uninstall clean help
 
 ## all: build the libraries, the tools and the benchmark probes
@@ -273,7 +273,23 @@ bench-ship: deps
 	$(Q)$(MAKE) --no-print-directory tools $(SHIP_BENCH) $(FLEET_HELPERS)
 	$(Q)BUILD=$(BUILD) bash bench/ship_bench.sh
 
-tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS) $(SHIP_BENCH)
+# The API-sequence test (tests/apiseq/): a driver with its model and checker,
+# and the worker processes it drives; both link the hooks build.
+APISEQ_MODS := model procs check
+APISEQ_OBJ  := $(APISEQ_MODS:%=$(BUILD)/tests/apiseq/%.o)
+APISEQ      := $(BUILD)/tests/apiseq/apiseq-driver $(BUILD)/tests/apiseq/apiseq-worker
+
+$(BUILD)/tests/apiseq/apiseq-driver: $(BUILD)/tests/apiseq/driver.o $(APISEQ_OBJ) \
+		$(BUILD)/libckring-test.a
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/apiseq/apiseq-worker: $(BUILD)/tests/apiseq/worker.o $(BUILD)/libckring-test.a
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS)
+
+tests: lib $(TESTS) $(TOOLS) $(HOOK_TOOLS) $(BUILD)/tests/crc32c_check $(FLEET_HELPERS) $(SHIP_BENCH) \
+  $(APISEQ)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPER_OBJ) $(BUILD)/libckring-test.a
 	@mkdir -p $(dir $@)
@@ -338,6 +354,7 @@ go-example: deps
 DURATION     ?= 600
 SEED         ?=
 FUZZ_SECONDS ?= 20
+STEPS        ?= 1000000
 
 ## torture: crash torture against the real tools for DURATION s (SEED= replays)
 torture: deps
@@ -359,6 +376,11 @@ RESTARTS ?= 5
 pg-torture: deps
 	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)BUILD=$(BUILD) bash tests/pg_torture.sh --kills $(KILLS) --restarts $(RESTARTS) $(if $(SEED),--seed $(SEED))
+
+## fuzz-api: the API-sequence test: STEPS random API calls and faults across processes checked against a model (SEED= replays)
+fuzz-api: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)BUILD=$(BUILD) STEPS=$(STEPS) SEED=$(SEED) $(BUILD)/tests/apiseq/apiseq-driver
 
 ## fuzz: libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each
 fuzz: deps
@@ -383,4 +405,5 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) $(FLEET_OBJ:.o=.d) $(patsubst %.c,$(BUILD)/%.d,$(wildcard tools/*.c demo/*.c)) \
   $(BENCH_OBJ:.o=.d) $(BUILD)/bench/push_probe.d $(BUILD)/tests/crc32c_check.d \
-  $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d)
+  $(TEST_SRC:%.c=$(BUILD)/%.d) $(TEST_HELPER_OBJ:.o=.d) \
+  $(APISEQ_OBJ:.o=.d) $(BUILD)/tests/apiseq/driver.d $(BUILD)/tests/apiseq/worker.d

@@ -74,14 +74,18 @@ static int check(const ckr_lane *l, const ckr_ticket *t, ckr_level level)
 	return (p & 3) >= (level == CKR_LEVEL_SYNCED ? 2 : 1) ? 0 : 1;
 }
 
-/* Nobody can carry the ticket further: -EPIPE (not committed, no flusher),
- * CKR_ENOSHIPPER (REPLICATED, committed or not, no shipper), else 0. */
+/* Nobody can carry the ticket further: -EPIPE (not committed, or SYNCED
+ * not reached, and no flusher), CKR_ENOSHIPPER (REPLICATED, committed or
+ * not, no shipper), else 0. */
 static int nobody_serves(const ckr_segment *seg, const ckr_lane *l,
 			 const ckr_ticket *t, ckr_level level)
 {
 	/* acquire: as in progress(). */
 	bool committed = atomic_load_explicit(&l->ctl->head, memory_order_acquire) >= t->pos;
-	if (!committed && !ckr_seg_flusher_alive(seg))
+	/* SYNCED not reached needs the flusher even for a committed event:
+	 * only the flusher fsyncs and publishes synced. */
+	bool need_flusher = !committed || level == CKR_LEVEL_SYNCED;
+	if (need_flusher && !ckr_seg_flusher_alive(seg))
 		return -EPIPE;
 	if (level == CKR_LEVEL_REPLICATED &&
 	    ckr_seg_lock_held(seg, CKR_LOCK_SHIPPER) == 0)

@@ -230,6 +230,7 @@ static int open_store(ckr_flusher *f)
 		.keep_completed_s = f->opts.keep_completed_s,
 		.max_attempts = f->opts.max_attempts,
 		.shared_group = f->opts.shared_group,
+		.defer_max_attempts = true, /* recorded once we serve */
 	};
 	int rc = ckr_store_open_rw(f->opts.db_dir, &so, &f->store);
 	if (rc == CKR_STORE_MAPFULL)
@@ -250,7 +251,16 @@ static int open_slot_and_positions(ckr_flusher *f, void *arg)
 	f->slot_failed = rc != 0;
 	if (rc)
 		return rc;
-	rc = restore_positions(f);
+	/* Only a flusher that serves sets the recovery policy: one refused
+	 * (another flusher serves the segment, or the store serves another
+	 * segment) has left meta as it was. */
+	rc = ckr_store_record_max_attempts(f->store, f->opts.max_attempts);
+	while (rc == CKR_STORE_MAPFULL && ckr_store_grow(f->store) == 0)
+		rc = ckr_store_record_max_attempts(f->store, f->opts.max_attempts);
+	if (rc == CKR_STORE_MAPFULL)
+		rc = -ENOSPC;
+	if (rc == 0)
+		rc = restore_positions(f);
 	if (rc == 0) {
 		/* The last touches before the syncer thread starts: a fault from
 		 * here on could not stop it on the way out. */
@@ -301,6 +311,13 @@ int ckr_flusher_open(const ckr_flusher_opts *o, ckr_flusher **out)
 	if (rc)
 		goto fail_detach;
 	rc = bind_store(f);
+	/* The opening writes may find the map full: a restart maps no more
+	 * than the store uses when that exceeds --map-size. Grow it, as a
+	 * batch would (handle_full), and write again. */
+	while (rc == CKR_STORE_MAPFULL && ckr_store_grow(f->store) == 0)
+		rc = bind_store(f);
+	if (rc == CKR_STORE_MAPFULL)
+		rc = -ENOSPC;
 	if (rc && o->failed_part)
 		*o->failed_part = "store";
 	if (rc)
@@ -680,10 +697,8 @@ static int end_or_mark(ckr_flusher *f, ckr_batch *b, uint32_t i)
 static int batch_positions(ckr_flusher *f, ckr_batch *b, bool *work)
 {
 	int rc = 0;
-	if (f->rejections_kept) {
-		*work = true; /* published after the last commit: drop them */
-		rc = ckr_batch_clear_rejections(b);
-	}
+	if (f->rejections_kept)
+		*work = true; /* commit the drop of the kept reports (fill_batch) */
 	for (uint32_t i = 0; rc == 0 && i < f->seg.lane_count; i++) {
 		flusher_lane *fl = &f->lanes[i];
 		if (fl->pending != fl->rpos) {
@@ -704,6 +719,14 @@ static int fill_batch(ckr_flusher *f, ckr_batch *b, size_t *n, bool *work)
 	*n = 0;
 	*work = false;
 	f->n_rejects = 0;
+	/* The reports the last commit kept were published after it: drop them
+	 * now, before this batch keeps its own (W1). Dropped after, they would
+	 * go too, and a crash between this commit and W2 would lose them. */
+	if (f->rejections_kept) {
+		int rc = ckr_batch_clear_rejections(b);
+		if (rc)
+			return rc;
+	}
 	for (uint32_t k = 0; k < f->seg.lane_count; k++) {
 		/* Start at a rotating lane so no lane starves the others. */
 		uint32_t i = (f->next_lane + k) % f->seg.lane_count;

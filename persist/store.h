@@ -40,6 +40,9 @@ typedef struct ckr_store_rw_opts {
 	uint32_t max_attempts;     /* stored in meta for recoverers; 0 = 5 */
 	bool shared_group;         /* the directory may be group-writable; the
 	                            * files are made 0660 */
+	bool defer_max_attempts;   /* store max_attempts only in a new store;
+	                            * the caller records it once it knows it
+	                            * serves (ckr_store_record_max_attempts) */
 } ckr_store_rw_opts;
 
 /*
@@ -65,6 +68,14 @@ int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
  * Makes system calls only (lstat, access); any thread.
  */
 int ckr_store_check_dir(const char *dir, bool shared_group, char *why, size_t n);
+
+/*
+ * Record max_attempts (0 = 5) in meta for recoverers that pass none. The
+ * flusher calls it once it holds the segment's flusher slot, so a flusher
+ * that is refused changes nothing. One write transaction.
+ * @return 0; -EROFS; CKR_STORE_MAPFULL; -ENOSPC; -EIO.
+ */
+int ckr_store_record_max_attempts(ckr_store *s, uint32_t max_attempts);
 
 /*
  * Bind the store to the segment it serves (ring/PROTOCOL.md E3): records the

@@ -363,19 +363,22 @@ static int create_meta(ckr_store *s, MDB_txn *txn)
 }
 
 /* Flusher: create the databases when new, migrate schema 1, check the
- * schema, record max_attempts for recoverers. One write transaction. */
-static int init_rw(ckr_store *s, uint32_t max_attempts)
+ * schema, record max_attempts for recoverers (with defer: only in a new
+ * store). One write transaction. */
+static int init_rw(ckr_store *s, uint32_t max_attempts, bool defer)
 {
 	MDB_txn *txn;
 	uint32_t schema = CKR_STORE_SCHEMA;
+	bool fresh = false;
 	int rc = ckr_st_txn_begin(s, true, &txn);
 
 	if (rc)
 		return rc;
 	rc = mdb_dbi_open(txn, ckr_st_db_names[CKR_DB_META], 0, &s->dbi[CKR_DB_META]);
-	if (rc == MDB_NOTFOUND)
+	if (rc == MDB_NOTFOUND) {
 		rc = create_meta(s, txn);
-	else if (rc == 0)
+		fresh = true;
+	} else if (rc == 0)
 		rc = read_schema(txn, s->dbi[CKR_DB_META], &schema);
 	else
 		rc = ckr_st_err(rc);
@@ -389,7 +392,7 @@ static int init_rw(ckr_store *s, uint32_t max_attempts)
 		rc = ckr_st_migrate_2_to_3(txn, s);
 	else if (rc == 0)
 		rc = ckr_clog_init_meta(txn, s); /* a new store */
-	if (rc == 0)
+	if (rc == 0 && (fresh || !defer))
 		rc = ckr_st_err(ckr_st_put_u32(txn, s->dbi[CKR_DB_META], "max_attempts",
 					       max_attempts ? max_attempts
 							    : DEFAULT_MAX_ATTEMPTS));
@@ -456,7 +459,7 @@ int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 	}
 	s->keep_completed_s = o.keep_completed_s;
 	pthread_mutex_lock(&dbi_lock);
-	rc = init_rw(s, o.max_attempts);
+	rc = init_rw(s, o.max_attempts, o.defer_max_attempts);
 	pthread_mutex_unlock(&dbi_lock);
 	if (rc) {
 		ckr_store_close(s);
@@ -464,6 +467,32 @@ int ckr_store_open_rw(const char *dir, const ckr_store_rw_opts *opts,
 	}
 	*out = s;
 	return 0;
+}
+
+int ckr_store_record_max_attempts(ckr_store *s, uint32_t max_attempts)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	if (s->read_only)
+		return -EROFS;
+	uint32_t want = max_attempts ? max_attempts : DEFAULT_MAX_ATTEMPTS, have = 0;
+	rc = ckr_st_txn_begin(s, true, &txn);
+	if (rc)
+		return rc;
+	if (ckr_st_get_u32(txn, s->dbi[CKR_DB_META], "max_attempts", &have) == 0 &&
+	    have == want) {
+		ckr_st_txn_abort(s, txn); /* already so: no commit, no fsync */
+		return 0;
+	}
+	rc = ckr_st_err(ckr_st_put_u32(txn, s->dbi[CKR_DB_META], "max_attempts", want));
+	if (rc) {
+		ckr_st_txn_abort(s, txn);
+		return rc;
+	}
+	return ckr_st_txn_commit(s, txn);
 }
 
 int ckr_store_open(const char *dir, const ckr_store_opts *opts, ckr_store **out)

@@ -1,0 +1,213 @@
+/*
+ * test_findings.c — findings of the API-sequence test (tests/apiseq) that
+ * are reported, not fixed: each test shows the behaviour the contract asks
+ * for and fails today. They run only with CKR_TEST_KNOWN_BUGS=1 (skipped
+ * otherwise, as tu_known_bugs() says).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ckring.h"
+#include "ckring_store.h"
+#include "tests/helpers/testutil.h"
+#include "tests/helpers/tu_host.h"
+
+typedef struct fixture {
+	const char *seg;
+	char *db;
+	pid_t flusher;
+	pid_t kid;
+} fixture;
+
+static const char *self_exe;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof *f);
+	const char *const args[] = { "--create", "--size", "1048576", "--lanes", "4",
+				     "--idle-max-us", "200", NULL };
+	f->seg = tu_segname("find");
+	f->db = tu_tmpdir("find");
+	f->flusher = tu_flusher_spawn(f->seg, f->db, NULL, args);
+	if (f->flusher < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	if (f->kid > 0) {
+		kill(f->kid, SIGKILL);
+		tu_wait_child(f->kid, TU_TIMEOUT_MS);
+	}
+	kill(f->flusher, SIGTERM);
+	tu_wait_child(f->flusher, TU_TIMEOUT_MS);
+	ckr_segment_unlink(f->seg);
+	tu_rmrf(f->db);
+	free(f);
+	return 0;
+}
+
+/* A child begins id, waits until it is committed, and exits (no detach). */
+static void begin_and_die(fixture *f, const char *id)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		ckr_client *c;
+		ckr_run *r;
+		ckr_ticket t;
+		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
+		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
+		    ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS))
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(tu_exit_code(p), 0);
+}
+
+/* Claim id, retrying while its dead owner is not yet ended, within ms. */
+static int claim_within(fixture *f, ckr_store *s, const char *id, ckr_claim *cl, int ms)
+{
+	int64_t deadline = tu_now_ms() + ms;
+	int rc;
+	(void)f;
+	while (((rc = ckr_store_claim(s, id, strlen(id), cl)) == CKR_ENOTDRAINED ||
+		rc == CKR_ENOTINTERRUPTED) && tu_now_ms() < deadline) {
+		struct timespec ts = { 0, 2000000 }; /* retry pace */
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
+static ckr_ticket push(ckr_run *r, const char *msg)
+{
+	ckr_ticket t;
+	int rc;
+	while ((rc = ckr_run_message(r, msg, strlen(msg), &t)) == -EAGAIN)
+		sched_yield();
+	assert_int_equal(rc, 0);
+	return t;
+}
+
+/*
+ * The claimer reopens its claim, pushes two messages and closes the
+ * handle; ckr_run_reopen of the same claim succeeds again and continues at
+ * the claim's (now stale) next_seq. Its first two pushes repeat stored
+ * sequence numbers and are rejected (dup_seq); its third is new and
+ * stored. ckr_wait must tell them apart (ckring.h: 0 "reached (and
+ * stored)"). Today the slot keeps the writer's first rejection and every
+ * later event of the writer reads as rejected: the stored one too. (Either
+ * a second reopen of one claim is refused, or waits stay exact.)
+ */
+static void test_second_reopen_of_a_claim_tells_stored_from_rejected(void **state)
+{
+	if (!tu_known_bugs())
+		skip();
+	fixture *f = *state;
+	begin_and_die(f, "z");
+	ckr_store *s;
+	ckr_claim cl;
+	assert_int_equal(ckr_store_open(f->db, NULL, &s), 0);
+	assert_int_equal(claim_within(f, s, "z", &cl, TU_TIMEOUT_MS), 0);
+	ckr_client *c;
+	ckr_run *r;
+	assert_int_equal(ckr_client_attach(f->seg, NULL, &c), 0);
+	assert_int_equal(ckr_run_reopen(c, &cl, &r), 0);
+	ckr_ticket a = push(r, "a"), b = push(r, "b");
+	assert_int_equal(ckr_wait(c, &a, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	assert_int_equal(ckr_wait(c, &b, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	ckr_run_close(r);
+	assert_int_equal(ckr_run_reopen(c, &cl, &r), 0);
+	ckr_ticket A = push(r, "A"), B = push(r, "B"), C = push(r, "C");
+	assert_int_equal(ckr_wait(c, &A, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), CKR_EREJECTED);
+	assert_int_equal(ckr_wait(c, &B, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), CKR_EREJECTED);
+	ckr_resume *rs;
+	assert_int_equal(ckr_store_resume(s, "z", 1, &rs), 0);
+	assert_int_equal(rs->n_history, 3);
+	assert_memory_equal(rs->history[2].data, "C", 1); /* C was stored ... */
+	ckr_resume_free(rs);
+	/* ... and its writer must hear so. */
+	assert_int_equal(ckr_wait(c, &C, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	ckr_run_close(r);
+	ckr_client_detach(c);
+	ckr_store_close(s);
+}
+
+/*
+ * A process begins a run, detaches its only client cleanly and execs. Its
+ * old image can write nothing any more (a new image has a new identity),
+ * but no lane lock dropped (it held none) and /proc calls its token alive
+ * (the same pid and start time), so neither E1 nor E2 ever ends it: the
+ * run stays 'owner alive' and unclaimable for as long as the new image
+ * lives. (ckring.h: "a process that execs ... the runs they wrote become
+ * interrupted"; this one never does.)
+ */
+static void test_exec_after_detaching_every_client_makes_runs_claimable(void **state)
+{
+	if (!tu_known_bugs())
+		skip();
+	fixture *f = *state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	f->kid = fork();
+	if (f->kid == 0) {
+		ckr_client *c;
+		ckr_run *r;
+		ckr_ticket t;
+		ckr_run_spec s = { .id = "d", .id_len = 1, .kind = CKR_KIND_SINGLE_LOOP };
+		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
+		    ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS))
+			_exit(1);
+		ckr_run_close(r);
+		ckr_client_detach(c);
+		dup2(p[1], 3);
+		execl(self_exe, self_exe, "--after-exec", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char ok;
+	assert_int_equal(tu_read_full(p[0], &ok, 1, TU_TIMEOUT_MS), 0); /* exec'd */
+	close(p[0]);
+	ckr_store *s;
+	ckr_claim cl;
+	assert_int_equal(ckr_store_open(f->db, NULL, &s), 0);
+	/* Well past the flusher's idle liveness probe and E2's second. */
+	assert_int_equal(claim_within(f, s, "d", &cl, 5000), 0);
+	assert_int_equal(kill(f->kid, 0), 0); /* the new image still runs */
+	ckr_store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--after-exec") == 0) {
+		/* The exec'd image: say so, then live until killed. */
+		if (write(3, "x", 1) != 1)
+			return 1;
+		for (;;)
+			pause();
+	}
+	self_exe = "/proc/self/exe";
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_second_reopen_of_a_claim_tells_stored_from_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_exec_after_detaching_every_client_makes_runs_claimable, setup,
+			teardown),
+	};
+	return cmocka_run_group_tests_name("findings", tests, NULL, NULL);
+}
