@@ -527,8 +527,16 @@ int ckr_run_reopen(ckr_client *c, const ckr_claim *cl, ckr_run **out)
 	/* K4: the claim names the process image that may drive the run. */
 	if (cl->owner_token != c->id.token || cl->owner_nonce != c->id.nonce)
 		return CKR_ENOTCLAIMER;
-	return run_open(c, cl->id, cl->id_len, cl->kind, cl->incarnation,
-			cl->writer, cl->next_seq, cl->bytes, out);
+	/* Once per claim: a second reopen would start again at the claim's
+	 * next_seq, under the same writer, over events already pushed. */
+	rc = ckr_proc_writer_take(cl->writer);
+	if (rc)
+		return rc;
+	rc = run_open(c, cl->id, cl->id_len, cl->kind, cl->incarnation, cl->writer,
+		      cl->next_seq, cl->bytes, out);
+	if (rc)
+		ckr_proc_writer_release(cl->writer);
+	return rc;
 }
 
 /* The hot path: a message, encoded from the run's prepared prefix (the

@@ -285,8 +285,11 @@ typedef struct ckr_claim {
 /*
  * Reopen a claimed run so it continues the SAME durable record: new events
  * carry the claim's incarnation and writer and continue its sequence. Only
- * the process that made the claim may reopen it. Writes nothing.
- * @return 0; -EINVAL; -EEXIST the run is open in this client;
+ * the process that made the claim may reopen it, and only once: closing the
+ * handle ends this process's writing of the run (a later recovery claims
+ * it again once this process has ended). Writes nothing.
+ * @return 0; -EINVAL; -EEXIST the run is open in this client, or this
+ *         process reopened this claim before;
  *         CKR_ENOTCLAIMER the claim was made by another process;
  *         CKR_ESLOTS; CKR_EFORKED; -ENOMEM.
  */

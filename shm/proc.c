@@ -127,6 +127,90 @@ bool ckr_proc_alive(uint64_t token)
 	return kill(pid, 0) == 0 || errno == EPERM;
 }
 
+/* The claim writers this image reopened: an open-addressing set of
+ * non-zero ids (0 marks a free cell), grown at half load; a released id
+ * leaves a tombstone (TAKEN_TOMB) so the probes of the others stay intact.
+ * The one writer id equal to TAKEN_TOMB is kept in a flag of its own. */
+static pthread_mutex_t taken_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *taken;
+static size_t taken_cap, taken_used;
+static bool taken_tomb_id;
+
+#define TAKEN_TOMB UINT64_MAX /* a released cell */
+
+/* The cell holding w, or else the first free cell of its probe. */
+static size_t writer_cell(const uint64_t *set, size_t cap, uint64_t w)
+{
+	size_t i = (size_t)ckr_mix64(w) & (cap - 1), tomb = cap;
+	for (;;) {
+		if (set[i] == w)
+			return i;
+		if (set[i] == 0)
+			return tomb < cap ? tomb : i;
+		if (set[i] == TAKEN_TOMB && tomb == cap)
+			tomb = i;
+		i = (i + 1) & (cap - 1);
+	}
+}
+
+static int taken_grow(void)
+{
+	size_t cap = taken_cap ? taken_cap * 2 : 64;
+	uint64_t *set = calloc(cap, sizeof *set);
+	if (!set)
+		return -ENOMEM;
+	size_t used = 0;
+	for (size_t i = 0; i < taken_cap; i++)
+		if (taken[i] != 0 && taken[i] != TAKEN_TOMB) {
+			set[writer_cell(set, cap, taken[i])] = taken[i];
+			used++;
+		}
+	free(taken);
+	taken = set;
+	taken_cap = cap;
+	taken_used = used;
+	return 0;
+}
+
+int ckr_proc_writer_take(uint64_t writer)
+{
+	int rc = 0;
+	if (writer == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&taken_lock);
+	if (writer == TAKEN_TOMB) {
+		rc = taken_tomb_id ? -EEXIST : 0;
+		taken_tomb_id = true;
+	} else if ((taken_used + 1) * 2 > taken_cap) {
+		rc = taken_grow();
+	}
+	if (rc == 0 && writer != TAKEN_TOMB) {
+		size_t i = writer_cell(taken, taken_cap, writer);
+		if (taken[i] == writer) {
+			rc = -EEXIST;
+		} else {
+			if (taken[i] == 0)
+				taken_used++;
+			taken[i] = writer;
+		}
+	}
+	pthread_mutex_unlock(&taken_lock);
+	return rc;
+}
+
+void ckr_proc_writer_release(uint64_t writer)
+{
+	pthread_mutex_lock(&taken_lock);
+	if (writer == TAKEN_TOMB)
+		taken_tomb_id = false;
+	else if (taken_cap) {
+		size_t i = writer_cell(taken, taken_cap, writer);
+		if (taken[i] == writer)
+			taken[i] = TAKEN_TOMB;
+	}
+	pthread_mutex_unlock(&taken_lock);
+}
+
 uint64_t ckr_proc_pidns(void)
 {
 	struct stat st;

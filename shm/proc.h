@@ -77,6 +77,19 @@ static inline bool ckr_identity_eq(const ckr_identity *a, const ckr_identity *b)
  */
 uint64_t ckr_proc_next_writer(const ckr_identity *self);
 
+/*
+ * Take a claim's writer id for this process image, once: ckr_run_reopen()
+ * continues a claim at its next_seq, so a second reopen of one claim would
+ * repeat stored sequence numbers under the same writer (rejected as
+ * duplicates, and a waiter could no longer tell its stored events from its
+ * rejected ones). ckr_proc_writer_release() gives back a writer whose
+ * reopen failed before any event.
+ * @return 0 taken; -EEXIST this image took it before; -ENOMEM.
+ * Thread-safe (a mutex); not for a hot path.
+ */
+int ckr_proc_writer_take(uint64_t writer);
+void ckr_proc_writer_release(uint64_t writer);
+
 /* The inode of this process's pid namespace; 0 when /proc cannot tell. */
 uint64_t ckr_proc_pidns(void);
 

@@ -1,8 +1,9 @@
 /*
- * test_findings.c — findings of the API-sequence test (tests/apiseq) that
- * are reported, not fixed: each test shows the behaviour the contract asks
- * for and fails today. They run only with CKR_TEST_KNOWN_BUGS=1 (skipped
- * otherwise, as tu_known_bugs() says).
+ * test_findings.c — findings of the API-sequence test (tests/apiseq), each
+ * as the smallest sequence that shows it. A fixed one runs always; one
+ * reported but not fixed shows the behaviour the contract asks for, fails
+ * today, and runs only with CKR_TEST_KNOWN_BUGS=1 (skipped otherwise, as
+ * tu_known_bugs() says).
  */
 #include <errno.h>
 #include <sched.h>
@@ -106,18 +107,16 @@ static ckr_ticket push(ckr_run *r, const char *msg)
 
 /*
  * The claimer reopens its claim, pushes two messages and closes the
- * handle; ckr_run_reopen of the same claim succeeds again and continues at
- * the claim's (now stale) next_seq. Its first two pushes repeat stored
- * sequence numbers and are rejected (dup_seq); its third is new and
- * stored. ckr_wait must tell them apart (ckring.h: 0 "reached (and
- * stored)"). Today the slot keeps the writer's first rejection and every
- * later event of the writer reads as rejected: the stored one too. (Either
- * a second reopen of one claim is refused, or waits stay exact.)
+ * handle. A second ckr_run_reopen of the same claim would continue at the
+ * claim's (now stale) next_seq under the same writer: its first pushes
+ * would repeat stored sequence numbers (rejected as dup_seq) and, the
+ * writer's slot keeping its first rejection, a wait on its first new,
+ * stored event said CKR_EREJECTED. A claim reopens once: the second is
+ * refused (-EEXIST) and the run is left as the first handle left it.
+ * (Fixed; before the fix the wait on C below returned CKR_EREJECTED.)
  */
-static void test_second_reopen_of_a_claim_tells_stored_from_rejected(void **state)
+static void test_second_reopen_of_a_claim_is_refused(void **state)
 {
-	if (!tu_known_bugs())
-		skip();
 	fixture *f = *state;
 	begin_and_die(f, "z");
 	ckr_store *s;
@@ -128,21 +127,49 @@ static void test_second_reopen_of_a_claim_tells_stored_from_rejected(void **stat
 	ckr_run *r;
 	assert_int_equal(ckr_client_attach(f->seg, NULL, &c), 0);
 	assert_int_equal(ckr_run_reopen(c, &cl, &r), 0);
+	ckr_run *again;
+	assert_int_equal(ckr_run_reopen(c, &cl, &again), -EEXIST); /* still open */
 	ckr_ticket a = push(r, "a"), b = push(r, "b");
 	assert_int_equal(ckr_wait(c, &a, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
 	assert_int_equal(ckr_wait(c, &b, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
 	ckr_run_close(r);
-	assert_int_equal(ckr_run_reopen(c, &cl, &r), 0);
-	ckr_ticket A = push(r, "A"), B = push(r, "B"), C = push(r, "C");
-	assert_int_equal(ckr_wait(c, &A, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), CKR_EREJECTED);
-	assert_int_equal(ckr_wait(c, &B, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), CKR_EREJECTED);
+	assert_int_equal(ckr_run_reopen(c, &cl, &r), -EEXIST); /* closed: once */
+	ckr_client *c2;
+	assert_int_equal(ckr_client_attach(f->seg, NULL, &c2), 0);
+	assert_int_equal(ckr_run_reopen(c2, &cl, &r), -EEXIST); /* any client */
+	ckr_client_detach(c2);
 	ckr_resume *rs;
 	assert_int_equal(ckr_store_resume(s, "z", 1, &rs), 0);
-	assert_int_equal(rs->n_history, 3);
-	assert_memory_equal(rs->history[2].data, "C", 1); /* C was stored ... */
+	assert_int_equal(rs->n_history, 2);
+	assert_memory_equal(rs->history[0].data, "a", 1);
+	assert_memory_equal(rs->history[1].data, "b", 1);
 	ckr_resume_free(rs);
-	/* ... and its writer must hear so. */
-	assert_int_equal(ckr_wait(c, &C, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
+	ckr_client_detach(c);
+	ckr_store_close(s);
+}
+
+/*
+ * A reopen that fails (here: the run's id is already open in this client)
+ * does not use the claim up: once the id is free, the claim reopens.
+ */
+static void test_failed_reopen_keeps_the_claim(void **state)
+{
+	fixture *f = *state;
+	begin_and_die(f, "y");
+	ckr_store *s;
+	ckr_claim cl;
+	assert_int_equal(ckr_store_open(f->db, NULL, &s), 0);
+	assert_int_equal(claim_within(f, s, "y", &cl, TU_TIMEOUT_MS), 0);
+	ckr_client *c;
+	ckr_run *other, *r;
+	assert_int_equal(ckr_client_attach(f->seg, NULL, &c), 0);
+	ckr_run_spec sp = { .id = "y", .id_len = 1, .kind = CKR_KIND_SINGLE_LOOP };
+	assert_int_equal(ckr_run_begin(c, &sp, &other, NULL), 0); /* rejected later */
+	assert_int_equal(ckr_run_reopen(c, &cl, &r), -EEXIST);
+	ckr_run_close(other);
+	assert_int_equal(ckr_run_reopen(c, &cl, &r), 0);
+	ckr_ticket t = push(r, "m");
+	assert_int_equal(ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS), 0);
 	ckr_run_close(r);
 	ckr_client_detach(c);
 	ckr_store_close(s);
@@ -203,8 +230,10 @@ int main(int argc, char **argv)
 	}
 	self_exe = "/proc/self/exe";
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_second_reopen_of_a_claim_tells_stored_from_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_reopen_of_a_claim_is_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_reopen_keeps_the_claim, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_exec_after_detaching_every_client_makes_runs_claimable, setup,
 			teardown),

@@ -298,10 +298,11 @@ type Claim struct {
 // Reopen reopens a claimed run so that it continues the SAME durable record
 // (ckr_run_reopen): new events carry the claim's incarnation and writer and
 // continue its sequence. Only the process that made the claim may reopen
-// it. Writes nothing.
+// it, and only once: closing the run ends this process's writing of it.
+// Writes nothing.
 //
 // Errors: ErrInvalid (a claim that is not one), ErrExists (the run is open
-// in this client), ErrNotClaimer (another process made the claim),
+// in this client, or this process reopened the claim before), ErrNotClaimer (another process made the claim),
 // ErrSlots, -ENOMEM, ErrHandleClosed. Any goroutine.
 func (c *Client) Reopen(cl *Claim) (*Run, error) {
 	if c == nil || cl == nil || len(cl.ID) == 0 || len(cl.ID) > RunIDMax || len(cl.Label) > LabelMax {

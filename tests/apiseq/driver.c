@@ -1142,8 +1142,11 @@ static void reopen_after(drv *d, int wi)
 {
 	am_img *im = IMG(d, wi);
 	int k = -1;
+	/* Now and then a claim reopened before (open or closed since): the
+	 * second reopen must be refused. */
+	bool again = chance(d, 10);
 	for (int i = 0; i < AS_MAX_CLAIMS; i++)
-		if (im->claim[i].used && !im->claim[i].reopened)
+		if (im->claim[i].used && im->claim[i].reopened == again)
 			k = i;
 	if (k < 0 || !chance(d, 80) || n_handles(d, wi) >= AS_MAX_RUNS)
 		return;
@@ -1161,7 +1164,7 @@ static void reopen_after(drv *d, int wi)
 	base_cmd(d, &c, OP_REOPEN);
 	c.client = cl;
 	c.claim = k;
-	note(d, "w%d reopen claim %d -> ", wi, k);
+	note(d, "w%d reopen%s claim %d -> ", wi, again ? " again" : "", k);
 	send_cmd(d, wi, &c, false);
 }
 

@@ -1803,8 +1803,8 @@ static void on_reopen(am *m, int img, const as_cmd *c, const as_rep *r, int64_t 
 	am_claimrec *cr = &im->claim[c->claim];
 	am_client *cl = &im->cl[c->client];
 	allow a = { .n = 0 };
-	if (open_in_client(m, img, c->client, cr->run))
-		allow_add(&a, -EEXIST);
+	if (cr->reopened || open_in_client(m, img, c->client, cr->run))
+		allow_add(&a, -EEXIST); /* a claim reopens once per image */
 	else if (cl->n_open >= (int)m->wpl)
 		allow_add(&a, CKR_ESLOTS);
 	else {
