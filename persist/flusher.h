@@ -160,6 +160,10 @@ int ckr_flusher_end_lost_owners(ckr_flusher *f);
 void ckr_flusher_retention(ckr_flusher *f);
 
 #ifdef CKR_TEST_HOOKS
+/* Test hook: called in each lane's drain right after C0 loaded its tenure,
+ * before any seal is read, so a test can attach and push in between. */
+extern void (*ckr_flusher_test_after_c0)(ckr_flusher *f, uint32_t lane, uint64_t owner);
+
 /* Parse CKR_FLUSHER_CRASH; unknown text is ignored with a warning. Only in
  * the hooks build (tests): the shipped library never kills itself. */
 void ckr_flusher_crash_parse(ckr_flusher *f, const char *spec);

@@ -24,6 +24,7 @@
 #include "ckring_store.h"
 #include "client/client.h"
 #include "event/event.h"
+#include "persist/flusher.h"
 #include "persist/store.h"
 #include "ring/lane.h"
 #include "shm/proc.h"
@@ -488,6 +489,74 @@ static void test_attach_wakes_flusher_asleep_without_owners(void **state)
 	tu_rmrf(db);
 }
 
+/*
+ * C0 loads a free lane's owner word (0); a client attaches that lane and
+ * pushes a begin and a message before the pass reads its seals. The pass
+ * must leave them to the next one (which reads them under the new owner):
+ * read under owner 0, the begin was quarantined as "begin names another
+ * owner than the lane's" and the message stored as an orphan (found by the
+ * crash torture under ASan).
+ */
+static const char *c0_seg;
+static ckr_client *c0_client;
+static uint32_t c0_lane; /* the free lane */
+
+static void attach_after_c0(ckr_flusher *fl, uint32_t lane, uint64_t owner)
+{
+	(void)fl;
+	if (lane != c0_lane || owner != 0 || c0_client)
+		return;
+	assert_int_equal(ckr_client_attach(c0_seg, NULL, &c0_client), 0);
+	assert_int_equal(ckr_client_lane(c0_client), c0_lane);
+	ckr_run *r = tu_begin(c0_client, "late", CKR_KIND_SINGLE_LOOP, NULL);
+	(void)tu_push_msgs(r, 0, 1);
+	ckr_run_close(r);
+}
+
+static void test_tenure_begun_after_c0_waits_for_the_next_pass(void **state)
+{
+	(void)state;
+	const char *seg = tu_segname("c0");
+	char *db = tu_tmpdir("c0");
+	ckr_flusher_opts o = { .segment = seg, .db_dir = db, .create = true,
+			       .seg = { .size = tu_seg_size(2, 65536), .lanes = 2,
+					.group = (gid_t)-1 } };
+	ckr_flusher *fl;
+	assert_int_equal(ckr_flusher_open(&o, &fl), 0);
+	/* Work on one lane, so that the pass runs (an idle flusher skips it). */
+	ckr_client *busy;
+	assert_int_equal(ckr_client_attach(seg, NULL, &busy), 0);
+	c0_lane = 1 - ckr_client_lane(busy);
+	ckr_run *early = tu_begin(busy, "early", CKR_KIND_SINGLE_LOOP, NULL);
+	(void)tu_push_msgs(early, 0, 1);
+	ckr_run_close(early);
+	c0_seg = seg;
+	c0_client = NULL;
+	ckr_flusher_test_after_c0 = attach_after_c0;
+	size_t n, total = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ckr_flusher_drain_once(fl, &n), 0);
+		total += n;
+	}
+	ckr_flusher_test_after_c0 = NULL;
+	assert_non_null(c0_client);
+	assert_int_equal(total, 4);
+	ckr_flusher_stats st;
+	ckr_flusher_stats_get(fl, &st);
+	assert_int_equal(st.corrupt, 0);
+	ckr_client_detach(c0_client);
+	ckr_client_detach(busy);
+	ckr_flusher_close(fl);
+	ckr_store *s;
+	ckr_run_info in;
+	assert_int_equal(ckr_store_open(db, NULL, &s), 0);
+	assert_int_equal(ckr_store_get(s, "late", 4, &in), 0);
+	assert_int_equal(in.events, 2); /* the begin and the message */
+	ckr_store_close(s);
+	ckr_segment_unlink(seg);
+	tu_rmrf(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +575,7 @@ int main(void)
 		T(test_map_grows_from_tiny_map),
 		T(test_full_disk_keeps_events_in_ring),
 		cmocka_unit_test(test_attach_wakes_flusher_asleep_without_owners),
+		cmocka_unit_test(test_tenure_begun_after_c0_waits_for_the_next_pass),
 #undef T
 	};
 	return cmocka_run_group_tests_name("flusher", tests, NULL, NULL);
