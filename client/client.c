@@ -206,6 +206,8 @@ int ckr_client_attach(const char *name, const ckr_client_opts *opts,
 	rc = client_opts(c, opts);
 	if (rc == 0)
 		rc = ckr_proc_self_identity(&c->id);
+	if (rc == 0) /* before any tenure: lets E2 tell exec from detach */
+		rc = ckr_seg_hold_image(&c->seg, CKR_LOCK_IMAGE(c->id.token, c->id.nonce));
 	if (rc == 0)
 		rc = lanes_acquire(c);
 	if (rc)

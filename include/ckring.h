@@ -17,7 +17,11 @@
  *   parent's lanes alive: their locks are dropped in the child at fork.
  * - exec(): a process that execs without detaching leaves its lanes (their
  *   kernel locks go with the exec); the flusher drains them and the runs
- *   they wrote become interrupted. A process must not close the descriptors
+ *   they wrote become interrupted. One that detached every client first is
+ *   seen by its presence lock (one descriptor per segment, held from the
+ *   first attach until exec or exit): its runs become interrupted too,
+ *   within about a second, if the flusher that freed its lanes still runs
+ *   (else at its death). A process must not close the descriptors
  *   ckring holds (a closefrom() after attach makes its lanes look abandoned).
  * - Threads: one client may be shared by all threads of a process; a run
  *   handle may be used by several threads at once (sequence numbers are
@@ -219,8 +223,10 @@ typedef struct ckr_client_opts {
  *         CKR_EVERSION; CKR_ETRUNC; -EACCES; -EUSERS every lane is taken
  *         (more producer clients than lanes: "no free lane"); -EMFILE no
  *         descriptor left (an attach needs two for a moment and keeps one:
- *         the mapping's is closed, the kernel locks' is kept); -ENFILE;
- *         -ENOMEM. On an error nothing stays open or held.
+ *         the mapping's is closed, the kernel locks' is kept; the first
+ *         attach of a segment by a process image keeps one more, its
+ *         presence lock, until exec or exit); -ENFILE; -ENOMEM. On an
+ *         error nothing stays open or held but that presence lock.
  * Thread-safe; each call makes a new client (a process may hold several).
  */
 CKR_API int ckr_client_attach(const char *name, const ckr_client_opts *opts,

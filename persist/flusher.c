@@ -385,6 +385,7 @@ void ckr_flusher_close(ckr_flusher *f)
 	free(f->lanes);
 	free(f->buf);
 	free(f->rejects);
+	free(f->detached);
 	free(f->segment_name);
 	free(f->db_dir);
 	free(f);
@@ -510,23 +511,84 @@ static int lost_owners(ckr_flusher *f, ckr_identity **out, size_t *n)
 void (*ckr_flusher_test_after_c0)(ckr_flusher *f, uint32_t lane, uint64_t owner);
 #endif
 
+#define DETACHED_MAX 4096 /* identities kept for the exec check */
+
+static uint64_t image_byte(const ckr_identity *id)
+{
+	return CKR_LOCK_IMAGE(id->token, id->nonce);
+}
+
+/* E1 found id's last lane freed after a clean detach, its image alive: keep
+ * it for E2 if its presence lock is held now (an image of a library without
+ * the lock, or one already gone, is left to /proc). */
+static void detached_remember(ckr_flusher *f, const ckr_identity *id)
+{
+	for (size_t i = 0; i < f->n_detached; i++)
+		if (ckr_identity_eq(&f->detached[i], id))
+			return;
+	if (ckr_seg_lock_held(&f->seg, image_byte(id)) != 1)
+		return;
+	if (!f->detached) {
+		f->detached = calloc(DETACHED_MAX, sizeof *f->detached);
+		if (!f->detached)
+			return; /* left to /proc: later, never early */
+	}
+	if (f->n_detached == DETACHED_MAX) /* the oldest goes to /proc */
+		memmove(f->detached, f->detached + 1, (DETACHED_MAX - 1) * sizeof *f->detached);
+	else
+		f->n_detached++;
+	f->detached[f->n_detached - 1] = *id;
+}
+
+/* Add to *v the kept identities whose image is gone (presence lock free, or
+ * dead by /proc), dropping them from the list (one attached again is then
+ * skipped by E2 and ended by E1 when that lane goes). @return 0; -ENOMEM. */
+static int detached_gone(ckr_flusher *f, ckr_identity **v, size_t *n)
+{
+	size_t keep = 0;
+	int rc = 0;
+	for (size_t i = 0; i < f->n_detached; i++) {
+		const ckr_identity *id = &f->detached[i];
+		int held = ckr_seg_lock_held(&f->seg, image_byte(id));
+		bool gone = held == 0 || ckr_proc_judge(id->token, id->pidns) == CKR_PROC_DEAD;
+		if (gone && rc == 0) {
+			ckr_identity *all = realloc(*v, (*n + 1) * sizeof *all);
+			if (all) {
+				all[(*n)++] = *id;
+				*v = all;
+			} else {
+				rc = -ENOMEM;
+			}
+		}
+		if (!gone || rc)
+			f->detached[keep++] = *id;
+	}
+	f->n_detached = keep;
+	return rc;
+}
+
 /*
  * E2: an identity whose image is gone — a run's owner whose token is dead
  * by /proc (a recoverer that claimed a run and died before it attached, or
- * an owner that detached cleanly and then died), or one marked gone by a
- * dropped lock while it held another lane (an exec, E1) — and that holds no
- * lane has nothing in the ring: end it. The image is judged gone before the
- * lanes are scanned, so the owner cannot attach a lane in between (F3).
- * Owners of another pid namespace are left to their lanes' locks: /proc
- * can't judge them.
+ * an owner that detached cleanly and then died), one marked gone by a
+ * dropped lock while it held another lane (an exec, E1), or one that
+ * detached cleanly and whose presence lock went since (an exec: its pid and
+ * start time stay) — and that holds no lane has nothing in the ring: end
+ * it. The image is judged gone before the lanes are scanned, so the owner
+ * cannot attach a lane in between (F3). Owners of another pid namespace are
+ * left to their lanes' locks: /proc can't judge them.
  */
 int ckr_flusher_end_lost_owners(ckr_flusher *f)
 {
 	ckr_identity *dead = NULL;
 	size_t n_dead = 0;
 	int rc = lost_owners(f, &dead, &n_dead);
-	if (rc)
+	if (rc == 0)
+		rc = detached_gone(f, &dead, &n_dead);
+	if (rc) {
+		free(dead);
 		return rc;
+	}
 	ckr_batch *b = NULL;
 	for (size_t i = 0; rc == 0 && i < n_dead; i++) {
 		if (identity_in_other_lane(f, UINT32_MAX, &dead[i]))
@@ -701,8 +763,11 @@ static int end_or_mark(ckr_flusher *f, ckr_batch *b, uint32_t i)
 	bool dropped = !(owner & CKR_OWNER_DETACHED);
 	bool image_gone = dropped || ckr_batch_owner_is_gone(b, &id) ||
 			  ckr_proc_judge(id.token, id.pidns) == CKR_PROC_DEAD;
-	if (!image_gone)
+	if (!image_gone) {
+		if (!identity_in_other_lane(f, i, &id))
+			detached_remember(f, &id);
 		return 0;
+	}
 	if (!identity_in_other_lane(f, i, &id))
 		return ckr_batch_owner_ended(b, &id);
 	return dropped ? ckr_batch_owner_gone(b, &id) : 0;

@@ -84,6 +84,12 @@ struct ckr_flusher {
 	uint32_t backoff_ms;
 	bool replay;              /* the last batch did not commit: redo it */
 	bool rejections_kept;     /* the store holds reports already published */
+	/* Identities whose last lane was freed after a clean detach while
+	 * their image lived (its presence lock held): E2 ends each once that
+	 * lock is gone (an exec). Memory only: a restarted flusher leaves such
+	 * an identity to /proc (ended at its death). At most DETACHED_MAX. */
+	ckr_identity *detached;
+	size_t n_detached;
 	pending_reject *rejects;  /* this batch's rejections */
 	size_t n_rejects, cap_rejects;
 	flusher_counts stats;     /* committed batches */

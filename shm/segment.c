@@ -291,11 +291,24 @@ static void lockfd_parent(void)
 	pthread_mutex_unlock(&lockfd_lock);
 }
 
+/* The descriptors holding this image's presence locks, one per object
+ * (ckr_seg_hold_image); under lockfd_lock, closed in a forked child too. */
+typedef struct image_fd {
+	dev_t dev;
+	ino_t ino;
+	int fd;
+} image_fd;
+static image_fd *imagefds;
+static size_t n_imagefds, cap_imagefds;
+
 static void lockfd_child(void)
 {
 	for (size_t i = 0; i < n_lockfds; i++)
 		close(lockfds[i]);
 	n_lockfds = 0;
+	for (size_t i = 0; i < n_imagefds; i++)
+		close(imagefds[i].fd);
+	n_imagefds = 0;
 	pthread_mutex_unlock(&lockfd_lock);
 }
 
@@ -354,8 +367,85 @@ static int lock_descriptor(int fd, const char *name)
 	return rc;
 }
 
+static int lock_op(int fd, int cmd, short type, uint64_t byte, struct flock *fl);
+
+static bool image_held(dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < n_imagefds; i++)
+		if (imagefds[i].dev == dev && imagefds[i].ino == ino)
+			return true;
+	return false;
+}
+
+/* Under lockfd_lock: a new description of seg's object, its shared lock on
+ * byte, listed. */
+static int image_take(const ckr_segment *seg, const struct stat *st, uint64_t byte)
+{
+	if (n_imagefds == cap_imagefds) {
+		size_t cap = cap_imagefds ? cap_imagefds * 2 : 4;
+		image_fd *p = realloc(imagefds, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		imagefds = p;
+		cap_imagefds = cap;
+	}
+	int fd = reopen_object(seg->fd, seg->name);
+	if (fd < 0)
+		return fd;
+	struct flock fl;
+	int rc = lock_op(fd, F_OFD_SETLK, F_RDLCK, byte, &fl);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	imagefds[n_imagefds++] = (image_fd){ st->st_dev, st->st_ino, fd };
+	return 0;
+}
+
+int ckr_seg_hold_image(const ckr_segment *seg, uint64_t byte)
+{
+	struct stat st;
+	if (seg->read_only)
+		return -EBADF;
+	if (fstat(seg->fd, &st) != 0)
+		return -errno;
+	pthread_once(&lockfd_once, lockfd_init);
+	pthread_mutex_lock(&lockfd_lock);
+	int rc = image_held(st.st_dev, st.st_ino) ? 0 : image_take(seg, &st, byte);
+	pthread_mutex_unlock(&lockfd_lock);
+	return rc;
+}
+
+/* Under lockfd_lock: is another listed handle open on this object? */
+static bool object_listed(dev_t dev, ino_t ino)
+{
+	struct stat st;
+	for (size_t i = 0; i < n_lockfds; i++)
+		if (fstat(lockfds[i], &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+			return true;
+	return false;
+}
+
+/* Under lockfd_lock: the last handle of an unlinked object is gone; its
+ * presence lock goes too, so the object's memory is freed (no one can
+ * attach it by name again, and this image holds nothing in it). */
+static void image_drop_unlinked(const struct stat *st)
+{
+	if (st->st_nlink != 0 || object_listed(st->st_dev, st->st_ino))
+		return;
+	for (size_t i = 0; i < n_imagefds; i++) {
+		if (imagefds[i].dev == st->st_dev && imagefds[i].ino == st->st_ino) {
+			close(imagefds[i].fd);
+			imagefds[i] = imagefds[--n_imagefds];
+			return;
+		}
+	}
+}
+
 static void lockfd_remove(int fd)
 {
+	struct stat st;
+	bool have = fstat(fd, &st) == 0;
 	pthread_mutex_lock(&lockfd_lock);
 	for (size_t i = 0; i < n_lockfds; i++) {
 		if (lockfds[i] == fd) {
@@ -363,6 +453,8 @@ static void lockfd_remove(int fd)
 			break;
 		}
 	}
+	if (have)
+		image_drop_unlinked(&st);
 	pthread_mutex_unlock(&lockfd_lock);
 }
 

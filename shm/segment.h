@@ -41,6 +41,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm/proc.h"
 #include "shm/shared.h"
 #include "ckring.h"
 
@@ -63,6 +64,15 @@
 /* Lock byte of the shipper (ckring-ship), past every lane's: held while a
  * shipper publishes REPLICATED for the segment (persist/replica.c). */
 #define CKR_LOCK_SHIPPER (1 + (uint64_t)CKR_MAX_LANES)
+/* Lock bytes of process images, far past the others (a lock may lie beyond
+ * the object's end): an image holds a shared lock on
+ * CKR_LOCK_IMAGE(token, nonce) from its first read-write attach until it
+ * execs or exits, never released while it lives (ckr_seg_hold_image). Two
+ * images may share a byte: the probe then errs on "alive" only. */
+#define CKR_LOCK_IMAGE_BASE (UINT64_C(1) << 40)
+#define CKR_LOCK_IMAGE_SPAN (UINT64_C(1) << 32)
+#define CKR_LOCK_IMAGE(token, nonce)                                           \
+	(CKR_LOCK_IMAGE_BASE + (ckr_mix64((token) ^ ckr_mix64(nonce)) % CKR_LOCK_IMAGE_SPAN))
 
 /* Immutable after creation. */
 typedef struct ckr_seg_header {
@@ -175,7 +185,19 @@ CKR_SHARED void ckr_seg_unlock(const ckr_segment *seg, uint64_t byte);
  * Is byte `byte` locked through another open file description (F_OFD_GETLK)?
  * Works on read-only handles. @return 1 held; 0 free; -errno.
  */
-int ckr_seg_lock_held(const ckr_segment *seg, uint64_t byte);
+CKR_SHARED int ckr_seg_lock_held(const ckr_segment *seg, uint64_t byte);
+
+/*
+ * Hold this process image's presence lock, `byte` (CKR_LOCK_IMAGE of its
+ * identity), on the segment's object, for the rest of the image: through a
+ * description of its own, kept open until exec or exit (closed in a forked
+ * child, whose image is another), taken once per object (a second call for
+ * the same object, by any handle, does nothing). Lets the flusher tell a
+ * cleanly detached image that exec'd (its lock is gone, its pid and start
+ * time are not) from one that lives (ring/PROTOCOL.md, E2).
+ * @return 0; -EBADF a read-only handle; -EMFILE; -ENOMEM; -errno.
+ */
+int ckr_seg_hold_image(const ckr_segment *seg, uint64_t byte);
 
 /* Is a live flusher serving the segment (its lock is held)? An error of the
  * probe counts as alive (never a false "dead"). */

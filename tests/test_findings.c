@@ -23,6 +23,8 @@
 
 #include "ckring.h"
 #include "ckring_store.h"
+#include "ring/lane.h"
+#include "shm/segment.h"
 #include "tests/helpers/testutil.h"
 #include "tests/helpers/tu_host.h"
 
@@ -175,19 +177,91 @@ static void test_failed_reopen_keeps_the_claim(void **state)
 	ckr_store_close(s);
 }
 
+/* A child begins id, closes it, detaches its client, tells its lane, and
+ * then lives (live) or exits. Returns its pid; *lane its lane. */
+static pid_t begin_detach(fixture *f, const char *id, bool live, uint32_t *lane)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		ckr_client *c;
+		ckr_run *r;
+		ckr_ticket t;
+		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
+		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
+		    ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS))
+			_exit(1);
+		uint32_t l = ckr_client_lane(c);
+		ckr_run_close(r);
+		ckr_client_detach(c);
+		if (write(p[1], &l, sizeof l) != sizeof l)
+			_exit(1);
+		if (!live)
+			_exit(0);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(tu_read_full(p[0], lane, sizeof *lane, TU_TIMEOUT_MS), 0);
+	close(p[0]);
+	return kid;
+}
+
+/* Until the flusher freed the lane (E1 ran on the detached tenure). */
+static void lane_freed(fixture *f, uint32_t lane)
+{
+	ckr_segment view;
+	ckr_lane l;
+	assert_int_equal(ckr_segment_attach(f->seg, true, &view), 0);
+	ckr_lane_view(&view, lane, &l);
+	int64_t deadline = tu_now_ms() + TU_TIMEOUT_MS;
+	while (ckr_lane_owner(&l) != 0 && tu_now_ms() < deadline)
+		sched_yield();
+	assert_int_equal(ckr_lane_owner(&l), 0);
+	ckr_segment_detach(&view);
+}
+
+/*
+ * The other side of the fix below: a cleanly detached image that lives
+ * (no exec) keeps its presence lock, so its runs stay 'owner alive' and
+ * unclaimable. Synchronised on E2 itself: a second image detaches after
+ * the first one's lane was freed and exits; once its run is claimable, an
+ * E2 pass has judged both.
+ */
+static void test_detached_live_image_stays_unclaimable(void **state)
+{
+	fixture *f = *state;
+	uint32_t lane;
+	f->kid = begin_detach(f, "live", true, &lane);
+	lane_freed(f, lane);
+	pid_t gone = begin_detach(f, "gone", false, &lane);
+	assert_int_equal(tu_exit_code(gone), 0);
+	ckr_store *s;
+	ckr_claim cl;
+	assert_int_equal(ckr_store_open(f->db, NULL, &s), 0);
+	assert_int_equal(claim_within(f, s, "gone", &cl, 5000), 0);
+	assert_int_equal(ckr_store_claim(s, "live", 4, &cl), CKR_ENOTINTERRUPTED);
+	ckr_run_info in;
+	assert_int_equal(ckr_store_get(s, "live", 4, &in), 0);
+	assert_true(in.owner_alive);
+	assert_false(in.owner_drained);
+	ckr_store_close(s);
+}
+
 /*
  * A process begins a run, detaches its only client cleanly and execs. Its
  * old image can write nothing any more (a new image has a new identity),
  * but no lane lock dropped (it held none) and /proc calls its token alive
- * (the same pid and start time), so neither E1 nor E2 ever ends it: the
- * run stays 'owner alive' and unclaimable for as long as the new image
- * lives. (ckring.h: "a process that execs ... the runs they wrote become
- * interrupted"; this one never does.)
+ * (the same pid and start time), so neither E1 nor E2 ended it: the run
+ * stayed 'owner alive' and unclaimable for as long as the new image lived.
+ * (ckring.h: "a process that execs ... the runs they wrote become
+ * interrupted".) Fixed: an image holds a presence lock from its first
+ * attach until exec or exit, and E2 ends a cleanly detached identity once
+ * that lock is gone.
  */
 static void test_exec_after_detaching_every_client_makes_runs_claimable(void **state)
 {
-	if (!tu_known_bugs())
-		skip();
 	fixture *f = *state;
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -234,6 +308,8 @@ int main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failed_reopen_keeps_the_claim, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_detached_live_image_stays_unclaimable,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_exec_after_detaching_every_client_makes_runs_claimable, setup,
 			teardown),

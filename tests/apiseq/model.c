@@ -311,19 +311,6 @@ static bool img_gone_by(const am *m, int i, int64_t t)
 	return m->imgs[i].state != IMG_ALIVE && m->imgs[i].t_gone < t;
 }
 
-/* Will the flusher end image i's identity (E1/E2), so its runs become
- * claimable? Dead: yes. Exec'd holding lanes: yes (E1, the lane locks drop).
- * Exec'd holding none: not while its process lives (E2 needs a dead token). */
-static bool img_will_end(const am *m, int i)
-{
-	const am_img *im = &m->imgs[i];
-	if (im->state == IMG_DEAD)
-		return true;
-	if (im->state == IMG_EXECED)
-		return im->lanes_at_end > 0 || im->pid_dead;
-	return false;
-}
-
 /* ---- run ids ---- */
 
 static uint64_t id_hash(const uint8_t *id, size_t len)
@@ -1601,8 +1588,7 @@ static void claim_allow(const am *m, int img, int store, int run, int64_t t, int
 		int o = owners[k];
 		uint32_t att_lo = r->attempts, att_hi = r->attempts + (uint32_t)r->n_maybe_claims;
 		for (uint32_t att = att_lo; att <= att_hi; att++) {
-			if (img_alive_through(m, o, t1) ||
-			    (m->imgs[o].state == IMG_EXECED && !img_will_end(m, o))) {
+			if (img_alive_through(m, o, t1)) {
 				/* store_recover.c claim_check: an owner that is this
 				 * process, or never recovered, runs; else a recoverer
 				 * won a race. */
