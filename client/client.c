@@ -178,7 +178,9 @@ static int lanes_acquire(ckr_client *c)
 		uint32_t index;
 		rc = slots_init(c, &c->lanes[got]);
 		if (rc == 0)
-			rc = ckr_lane_acquire(&c->seg, &c->id, (uint32_t)getpid() + got, &index);
+			rc = ckr_lane_acquire_present(&c->seg, &c->id,
+						      CKR_LOCK_IMAGE(c->id.token, c->id.nonce),
+						      (uint32_t)getpid() + got, &index);
 		if (rc)
 			break;
 		ckr_lane_view(&c->seg, index, &c->lanes[got].lane);

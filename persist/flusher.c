@@ -518,16 +518,17 @@ static uint64_t image_byte(const ckr_identity *id)
 	return CKR_LOCK_IMAGE(id->token, id->nonce);
 }
 
-/* E1 found id's last lane freed after a clean detach, its image alive: keep
- * it for E2 if its presence lock is held now (an image of a library without
- * the lock, or one already gone, is left to /proc). */
-static void detached_remember(ckr_flusher *f, const ckr_identity *id)
+/* E1 found id's last lane (i) freed after a clean detach, its image alive
+ * by /proc: keep it for E2 if its tenure says it held a presence lock
+ * (whether it still does is E2's question: it may have exec'd already; an
+ * image of a library without the lock is left to /proc). */
+static void detached_remember(ckr_flusher *f, uint32_t i, const ckr_identity *id)
 {
-	for (size_t i = 0; i < f->n_detached; i++)
-		if (ckr_identity_eq(&f->detached[i], id))
-			return;
-	if (ckr_seg_lock_held(&f->seg, image_byte(id)) != 1)
+	if (ckr_lane_owner_presence(&f->lanes[i].lane, id) == 0)
 		return;
+	for (size_t k = 0; k < f->n_detached; k++)
+		if (ckr_identity_eq(&f->detached[k], id))
+			return;
 	if (!f->detached) {
 		f->detached = calloc(DETACHED_MAX, sizeof *f->detached);
 		if (!f->detached)
@@ -765,7 +766,7 @@ static int end_or_mark(ckr_flusher *f, ckr_batch *b, uint32_t i)
 			  ckr_proc_judge(id.token, id.pidns) == CKR_PROC_DEAD;
 	if (!image_gone) {
 		if (!identity_in_other_lane(f, i, &id))
-			detached_remember(f, &id);
+			detached_remember(f, i, &id);
 		return 0;
 	}
 	if (!identity_in_other_lane(f, i, &id))

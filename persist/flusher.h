@@ -85,8 +85,8 @@ struct ckr_flusher {
 	bool replay;              /* the last batch did not commit: redo it */
 	bool rejections_kept;     /* the store holds reports already published */
 	/* Identities whose last lane was freed after a clean detach while
-	 * their image lived (its presence lock held): E2 ends each once that
-	 * lock is gone (an exec). Memory only: a restarted flusher leaves such
+	 * their image lived by /proc, with a presence lock recorded in the
+	 * tenure: E2 ends each once that lock is gone (an exec). Memory only: a restarted flusher leaves such
 	 * an identity to /proc (ended at its death). At most DETACHED_MAX. */
 	ckr_identity *detached;
 	size_t n_detached;

@@ -113,7 +113,7 @@ void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *out)
 /* ------------------------------------------------------------------ */
 
 /* A2..A4 on lane l, whose lock we hold: the owner word must be free. */
-static bool take_owner_word(ckr_lane *l, const ckr_identity *id)
+static bool take_owner_word(ckr_lane *l, const ckr_identity *id, uint64_t presence)
 {
 	uint64_t expected = 0;
 	/* relaxed pre-check: the CAS below decides. A DETACHED or dead
@@ -126,6 +126,7 @@ static bool take_owner_word(ckr_lane *l, const ckr_identity *id)
 	 * can be here: we hold the lane's lock. */
 	atomic_store_explicit(&l->ctl->owner_nonce, id->nonce, memory_order_relaxed);
 	atomic_store_explicit(&l->ctl->owner_pidns, id->pidns, memory_order_relaxed);
+	atomic_store_explicit(&l->ctl->owner_presence, presence, memory_order_relaxed);
 	atomic_store_explicit(&l->ctl->owner_since_ns, ckr_now_ns(CLOCK_REALTIME),
 			      memory_order_relaxed);
 	/* A3, relaxed as well (published by A4's release): a new tenure, even
@@ -146,6 +147,12 @@ static bool take_owner_word(ckr_lane *l, const ckr_identity *id)
 int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
 		     uint32_t hint, uint32_t *index)
 {
+	return ckr_lane_acquire_present(seg, id, 0, hint, index);
+}
+
+int ckr_lane_acquire_present(const ckr_segment *seg, const ckr_identity *id,
+			     uint64_t presence, uint32_t hint, uint32_t *index)
+{
 	for (uint32_t k = 0; k < seg->lane_count; k++) {
 		ckr_lane l;
 		uint32_t i = (hint + k) % seg->lane_count;
@@ -157,7 +164,7 @@ int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
 			continue;
 		if (rc)
 			return rc;
-		if (take_owner_word(&l, id)) {
+		if (take_owner_word(&l, id, presence)) {
 			*index = i;
 			return 0;
 		}
@@ -220,6 +227,14 @@ bool ckr_lane_tenure_gone(const ckr_segment *seg, const ckr_lane *l, ckr_tenure 
 	if (ckr_seg_lock_held(seg, CKR_LOCK_LANE(l->index)) != 0)
 		return false;
 	return ckr_tenure_eq(ckr_lane_tenure(l), t);
+}
+
+uint64_t ckr_lane_owner_presence(const ckr_lane *l, const ckr_identity *id)
+{
+	/* relaxed: published with the identity by A4's release CAS, which
+	 * the caller's acquire load of owner read. */
+	uint64_t p = atomic_load_explicit(&l->ctl->owner_presence, memory_order_relaxed);
+	return p == CKR_LOCK_IMAGE(id->token, id->nonce) ? p : 0;
 }
 
 void ckr_lane_owner_identity(const ckr_lane *l, uint64_t owner, ckr_identity *out)

@@ -64,7 +64,10 @@ typedef struct ckr_lane_ctl {
 	_Atomic uint64_t owner_pidns;    /* the owner's pid namespace, 0 unknown */
 	_Atomic uint64_t tenure_gen;     /* bumped by every attach (A3): tells
 	                                  * two tenures of one owner word apart */
-	uint8_t pad0[24];
+	_Atomic uint64_t owner_presence; /* the byte of the owner image's
+	                                  * presence lock (A3), 0 = it holds
+	                                  * none (padding, so 0, before it) */
+	uint8_t pad0[16];
 	/* line 1: producers */
 	_Atomic uint64_t tail;
 	_Atomic uint64_t head_cache;
@@ -139,6 +142,16 @@ CKR_SHARED void ckr_lane_view(const ckr_segment *seg, uint32_t index, ckr_lane *
  */
 int ckr_lane_acquire(const ckr_segment *seg, const ckr_identity *id,
 		     uint32_t hint, uint32_t *index);
+
+/* ckr_lane_acquire() by an image that holds its presence lock on byte
+ * `presence` (ckr_seg_hold_image), recorded in the tenure (A3). */
+int ckr_lane_acquire_present(const ckr_segment *seg, const ckr_identity *id,
+			     uint64_t presence, uint32_t hint, uint32_t *index);
+
+/* The presence byte the tenure `owner` (loaded by the caller) recorded, if
+ * it is the one its identity names; 0 if none (an image of a library before
+ * presence locks, or a scribbled word). */
+CKR_SHARED uint64_t ckr_lane_owner_presence(const ckr_lane *l, const ckr_identity *id);
 
 /* The owner leaves (D1): marks the lane DETACHED (the flusher frees it once
  * it has drained it), then drops the lane's lock. No thread of the owner may
