@@ -711,7 +711,7 @@ int ac_wait_ended(am *m, ckr_store *s, int timeout_ms)
 	int64_t deadline = ap_now_ms() + timeout_ms;
 	for (size_t run = 0; run < m->n_runs && !m->failed; run++) {
 		am_run *r = &m->runs[run];
-		if (r->winner < 0 || r->n_maybe_claims)
+		if (r->winner < 0)
 			continue;
 		const am_img *o = &m->imgs[m->ws[r->tenure[r->n_tenure - 1]].img];
 		bool ends = o->state == IMG_DEAD || o->pid_dead ||
@@ -721,7 +721,10 @@ int ac_wait_ended(am *m, ckr_store *s, int timeout_ms)
 		for (;;) {
 			ckr_run_info in;
 			int rc = ckr_store_get(s, r->id, r->id_len, &in);
-			if (rc || in.state != CKR_RUN_RUNNING || in.owner_drained)
+			/* A claim lost in flight may have landed: the run is
+			 * then the claimer's, whose end is not this wait's. */
+			if (rc || in.state != CKR_RUN_RUNNING || in.owner_drained ||
+			    (r->n_maybe_claims && in.owner_pid != (uint32_t)o->pid))
 				break;
 			if (ap_now_ms() > deadline) {
 				char id[300];
