@@ -280,7 +280,7 @@ APISEQ_OBJ  := $(APISEQ_MODS:%=$(BUILD)/tests/apiseq/%.o)
 APISEQ      := $(BUILD)/tests/apiseq/apiseq-driver $(BUILD)/tests/apiseq/apiseq-worker
 
 $(BUILD)/tests/apiseq/apiseq-driver: $(BUILD)/tests/apiseq/driver.o $(APISEQ_OBJ) \
-		$(BUILD)/libckring-test.a
+		$(BUILD)/tests/helpers/testutil.o $(BUILD)/libckring-test.a
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libckring-test.a $(LDFLAGS) $(LDLIBS)
 

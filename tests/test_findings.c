@@ -66,18 +66,26 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* In a child: attach, begin id, wait until it is committed unless the
+ * flusher is stopped (!commit); _exit(1) on any failure. */
+static ckr_client *child_begin(fixture *f, const char *id, bool commit, ckr_run **r)
+{
+	ckr_client *c;
+	ckr_ticket t;
+	ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
+	if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, r, &t) ||
+	    (commit && ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS)))
+		_exit(1);
+	return c;
+}
+
 /* A child begins id, waits until it is committed, and exits (no detach). */
 static void begin_and_die(fixture *f, const char *id)
 {
 	pid_t p = fork();
 	if (p == 0) {
-		ckr_client *c;
 		ckr_run *r;
-		ckr_ticket t;
-		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
-		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
-		    ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS))
-			_exit(1);
+		(void)child_begin(f, id, true, &r);
 		_exit(0);
 	}
 	assert_int_equal(tu_exit_code(p), 0);
@@ -186,13 +194,8 @@ static pid_t begin_detach(fixture *f, const char *id, bool live, uint32_t *lane)
 	assert_int_equal(pipe(p), 0);
 	pid_t kid = fork();
 	if (kid == 0) {
-		ckr_client *c;
 		ckr_run *r;
-		ckr_ticket t;
-		ckr_run_spec s = { .id = id, .id_len = strlen(id), .kind = CKR_KIND_SINGLE_LOOP };
-		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
-		    ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS))
-			_exit(1);
+		ckr_client *c = child_begin(f, id, true, &r);
 		uint32_t l = ckr_client_lane(c);
 		ckr_run_close(r);
 		ckr_client_detach(c);
@@ -272,13 +275,8 @@ static void exec_after_detach(fixture *f, bool flusher_stopped)
 		assert_int_equal(kill(f->flusher, SIGSTOP), 0);
 	f->kid = fork();
 	if (f->kid == 0) {
-		ckr_client *c;
 		ckr_run *r;
-		ckr_ticket t;
-		ckr_run_spec s = { .id = "d", .id_len = 1, .kind = CKR_KIND_SINGLE_LOOP };
-		if (ckr_client_attach(f->seg, NULL, &c) || ckr_run_begin(c, &s, &r, &t) ||
-		    (!flusher_stopped && ckr_wait(c, &t, CKR_LEVEL_COMMITTED, TU_TIMEOUT_MS)))
-			_exit(1);
+		ckr_client *c = child_begin(f, "d", !flusher_stopped, &r);
 		ckr_run_close(r);
 		ckr_client_detach(c);
 		dup2(p[1], 3);

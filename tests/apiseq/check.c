@@ -706,24 +706,42 @@ void ac_checkpoint(am *m, ckr_store *s, bool full)
 		check_counters(m, s);
 }
 
+/* The image whose end the store's record of run r waits for: its last
+ * tenure's, or, while the model has not yet decided which begin won (the
+ * checkpoint decides it from the store), the candidate the store names. */
+static const am_img *recorded_owner(const am *m, const am_run *r, const ckr_run_info *in)
+{
+	if (r->winner >= 0)
+		return &m->imgs[m->ws[r->tenure[r->n_tenure - 1]].img];
+	for (size_t i = 0; i < r->n_cands; i++) {
+		const am_img *o = &m->imgs[m->ws[r->cands[i]].img];
+		if ((uint32_t)o->pid == in->owner_pid)
+			return o;
+	}
+	return NULL;
+}
+
+static bool img_ends(const am_img *o)
+{
+	return o->state == IMG_DEAD || o->pid_dead ||
+	       (o->state == IMG_EXECED && o->lanes_at_end > 0);
+}
+
 int ac_wait_ended(am *m, ckr_store *s, int timeout_ms)
 {
 	int64_t deadline = ap_now_ms() + timeout_ms;
 	for (size_t run = 0; run < m->n_runs && !m->failed; run++) {
 		am_run *r = &m->runs[run];
-		if (r->winner < 0)
+		ckr_run_info in;
+		if (ckr_store_get(s, r->id, r->id_len, &in) != 0)
 			continue;
-		const am_img *o = &m->imgs[m->ws[r->tenure[r->n_tenure - 1]].img];
-		bool ends = o->state == IMG_DEAD || o->pid_dead ||
-			    (o->state == IMG_EXECED && o->lanes_at_end > 0);
-		if (!ends)
+		const am_img *o = recorded_owner(m, r, &in);
+		if (!o || !img_ends(o))
 			continue;
 		for (;;) {
-			ckr_run_info in;
-			int rc = ckr_store_get(s, r->id, r->id_len, &in);
 			/* A claim lost in flight may have landed: the run is
 			 * then the claimer's, whose end is not this wait's. */
-			if (rc || in.state != CKR_RUN_RUNNING || in.owner_drained ||
+			if (in.state != CKR_RUN_RUNNING || in.owner_drained ||
 			    (r->n_maybe_claims && in.owner_pid != (uint32_t)o->pid))
 				break;
 			if (ap_now_ms() > deadline) {
@@ -740,6 +758,8 @@ int ac_wait_ended(am *m, ckr_store *s, int timeout_ms)
 			/* Polling the store for the flusher's housekeeping (E1/E2). */
 			struct timespec ts = { 0, 5 * 1000000 };
 			nanosleep(&ts, NULL);
+			if (ckr_store_get(s, r->id, r->id_len, &in) != 0)
+				break;
 		}
 	}
 	return 0;

@@ -2,6 +2,7 @@
  * procs.c — see procs.h.
  */
 #include "tests/apiseq/procs.h"
+#include "tests/helpers/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,31 +27,11 @@ int64_t ap_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read exactly n bytes within the deadline. */
+/* Read exactly n bytes within the deadline (tests/helpers/testutil.c). */
 static int read_full(int fd, void *buf, size_t n, int64_t deadline)
 {
-	size_t got = 0;
-	while (got < n) {
-		int64_t left = deadline - ap_now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int rc = poll(&p, 1, (int)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			return -errno;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		ssize_t r = read(fd, (char *)buf + got, n - got);
-		if (r == 0)
-			return -EPIPE;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r > 0)
-			got += (size_t)r;
-	}
-	return 0;
+	int64_t left = deadline - ap_now_ms();
+	return left <= 0 ? -ETIMEDOUT : tu_read_full(fd, buf, n, (int)left);
 }
 
 int ap_worker_spawn(const char *bin, const char *seg, const char *db, ap_worker *w,
