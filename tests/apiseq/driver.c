@@ -110,6 +110,7 @@ static const struct {
 typedef struct lingering {
 	pid_t pid;
 	int img;
+	uint64_t start; /* its start time when reported; 0: already gone */
 } lingering;
 
 typedef struct drv {
@@ -289,7 +290,7 @@ static void cont_worker(drv *d, int wi)
 	ap_worker *w = &d->w[wi];
 	if (!w->alive || !w->stopped)
 		return;
-	kill(w->pid, SIGCONT);
+	ap_signal(w->pid, SIGCONT);
 	w->stopped = false;
 	IMG(d, wi)->stopped = false;
 }
@@ -371,7 +372,10 @@ static void collect(drv *d, int wi)
 		note(d, "[fork %d ms, child %lld ms] ", r.sub[11], (long long)(r.elapsed_us / 1000));
 	if (w->pend.op == OP_FORK && r.rc == 0 && (w->pend.flags & FF_LINGER) &&
 	    d->n_ling < MAX_LING) {
-		d->ling[d->n_ling++] = (lingering){ r.pid, (int)d->m.n_imgs - 1 };
+		uint64_t start = 0;
+		if (ckr_proc_start_ticks(r.pid, &start) != 0)
+			start = 0; /* gone already: nothing to kill later */
+		d->ling[d->n_ling++] = (lingering){ r.pid, (int)d->m.n_imgs - 1, start };
 	}
 	if (w->pend.op == OP_EXEC) {
 		IMG(d, wi)->gone_ms = ap_now_ms();
@@ -623,7 +627,7 @@ static void fl_poll(drv *d)
 static void fl_cont(drv *d)
 {
 	if (d->fl && d->fl_stopped) {
-		kill(d->fl, SIGCONT);
+		ap_signal(d->fl, SIGCONT);
 		d->fl_stopped = false;
 		am_flusher_stopped(&d->m, false);
 	}
@@ -650,7 +654,7 @@ static void fl_term(drv *d)
 		return;
 	fl_cont(d);
 	int64_t t = am_tick(&d->m);
-	kill(d->fl, SIGTERM);
+	ap_signal(d->fl, SIGTERM);
 	int st = ap_reap(d->fl, BOUND_MS);
 	if (st == -1)
 		setup_failure(d, "the flusher did not exit within %d ms of SIGTERM", BOUND_MS);
@@ -1391,7 +1395,7 @@ static bool st_stop(drv *d, bool stop)
 		uint32_t op = w->pend.op;
 		if (w->busy && (op == OP_CLAIM || op == OP_PRUNE || op == OP_EMBED))
 			return false; /* it may hold LMDB's writer lock: every writer waits */
-		kill(w->pid, SIGSTOP);
+		ap_signal(w->pid, SIGSTOP);
 		/* Wait on the kernel's word that it stopped (bounded). */
 		int64_t deadline = ap_now_ms() + BOUND_MS;
 		char path[64], buf[512];
@@ -1504,7 +1508,7 @@ static bool st_fstop(drv *d)
 		note(d, "[flusher sigcont] ");
 		return true;
 	}
-	kill(d->fl, SIGSTOP);
+	ap_signal(d->fl, SIGSTOP);
 	d->fl_stopped = true;
 	am_flusher_stopped(&d->m, true);
 	note(d, "[flusher sigstop] ");
@@ -1524,7 +1528,7 @@ static bool st_fkillwait(drv *d)
 	if (d->m.ws[im->h[h].writer].kind != CKR_KIND_SINGLE_LOOP || im->h[h].finished)
 		return false;
 	if (!d->fl_stopped) {
-		kill(d->fl, SIGSTOP);
+		ap_signal(d->fl, SIGSTOP);
 		d->fl_stopped = true;
 		am_flusher_stopped(&d->m, true);
 	}
@@ -1726,10 +1730,20 @@ static step_kind pick_kind(drv *d)
 /* checkpoints and rounds                                              */
 /* ------------------------------------------------------------------ */
 
+/* SIGKILL a lingering grandchild, if it is still the process reported: it
+ * is not our child (no waitpid), so its pid may belong to any process of
+ * the machine once it died. */
+static void ling_kill(const lingering *l)
+{
+	uint64_t now;
+	if (l->start && ckr_proc_start_ticks(l->pid, &now) == 0 && now == l->start)
+		ap_signal(l->pid, SIGKILL);
+}
+
 static void kill_lingering(drv *d)
 {
 	for (int i = 0; i < d->n_ling; i++) {
-		kill(d->ling[i].pid, SIGKILL);
+		ling_kill(&d->ling[i]);
 		waitpid(d->ling[i].pid, NULL, WNOHANG); /* ours if its parent died */
 		int64_t t = am_tick(&d->m);
 		am_img_end(&d->m, d->ling[i].img, IMG_DEAD, t, t);
@@ -1820,15 +1834,15 @@ static void cleanup_round(drv *d, bool keep_db)
 {
 	for (int i = 0; i < MAX_WORKERS; i++)
 		if (d->w[i].alive) {
-			kill(d->w[i].pid, SIGKILL);
+			ap_signal(d->w[i].pid, SIGKILL);
 			ap_reap(d->w[i].pid, BOUND_MS);
 			ap_worker_close(&d->w[i]);
 		}
 	for (int i = 0; i < d->n_ling; i++)
-		kill(d->ling[i].pid, SIGKILL);
+		ling_kill(&d->ling[i]);
 	d->n_ling = 0;
 	if (d->fl) {
-		kill(d->fl, SIGKILL);
+		ap_signal(d->fl, SIGKILL);
 		ap_reap(d->fl, BOUND_MS);
 		d->fl = 0;
 	}

@@ -134,9 +134,18 @@ int ap_reap(pid_t pid, int timeout_ms)
 	}
 }
 
+int ap_signal(pid_t pid, int sig)
+{
+	if (pid <= 0) {
+		fprintf(stderr, "apiseq: driver bug: kill(%d, %d) refused\n", (int)pid, sig);
+		abort();
+	}
+	return kill(pid, sig);
+}
+
 int ap_kill_reap(pid_t pid, int timeout_ms)
 {
-	kill(pid, SIGKILL);
+	ap_signal(pid, SIGKILL);
 	return ap_reap(pid, timeout_ms);
 }
 

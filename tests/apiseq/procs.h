@@ -42,6 +42,11 @@ int ap_recv(ap_worker *w, as_rep *r, void **extra, int timeout_ms);
 /* SIGKILL and reap (bounded). @return the wait status, -1 on timeout. */
 int ap_kill_reap(pid_t pid, int timeout_ms);
 
+/* kill(pid, sig) for one process only: a pid <= 0 (kill(0) would signal
+ * the driver's own process group, kill(-1) every process) is a driver bug,
+ * reported on stderr before abort() (a core shows where). */
+int ap_signal(pid_t pid, int sig);
+
 /* Reap a process that is exiting. @return the wait status; -1 timeout. */
 int ap_reap(pid_t pid, int timeout_ms);
 
