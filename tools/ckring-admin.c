@@ -228,41 +228,6 @@ static int parse_args(int argc, char **argv, opts *o)
 /* helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* RUN_ID as given, or from hex (--hex). @return 0; 2 usage error. */
-static int parse_run_id(const opts *o, uint8_t *id, size_t *len)
-{
-	const char *s = o->arg[1];
-	size_t n = strlen(s);
-	if (!o->hex) {
-		if (n == 0 || n > CKR_RUN_ID_MAX)
-			return cli_usage_error("RUN_ID must be 1..64 bytes", s);
-		memcpy(id, s, n);
-		*len = n;
-		return 0;
-	}
-	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
-		return cli_usage_error("--hex RUN_ID must be 2..128 hex digits", s);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return cli_usage_error("bad hex in RUN_ID", s);
-		id[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static int store_open_rw(const char *dir, ckr_store **s)
 {
 	int rc = ckr_store_open(dir, NULL, s);
@@ -608,21 +573,14 @@ static bool get_enum(json_t *obj, const char *key, const char *a, const char *b,
 
 static bool get_id(json_t *doc, ckr_export *e, doc_err *de)
 {
-	uint8_t *id = NULL;
-	size_t n = 0;
 	json_t *hex = json_object_get(doc, "id_hex");
 	const char *h = json_string_value(hex);
 	size_t hn = h ? strlen(h) : 0;
 	if (!h || hn == 0 || hn % 2 || hn / 2 > CKR_RUN_ID_MAX)
 		return bad(de, "missing or bad", "id_hex");
-	id = e->id;
-	for (size_t i = 0; i < hn / 2; i++) {
-		int hi = hex_digit(h[2 * i]), lo = hex_digit(h[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return bad(de, "bad hex in", "id_hex");
-		id[n++] = (uint8_t)(hi << 4 | lo);
-	}
-	e->id_len = n;
+	if (!cli_unhex(h, hn, e->id))
+		return bad(de, "bad hex in", "id_hex");
+	e->id_len = hn / 2;
 	return true;
 }
 
@@ -843,7 +801,7 @@ static int with_run(const opts *o, int (*fn)(const opts *, ckr_store *,
 	uint8_t id[CKR_RUN_ID_MAX];
 	size_t n = 0;
 	ckr_store *st;
-	int rc = parse_run_id(o, id, &n);
+	int rc = cli_run_id(o->arg[1], o->hex, id, &n);
 	if (rc)
 		return rc;
 	rc = store_open_rw(o->arg[0], &st);

@@ -930,41 +930,6 @@ static int cmd_db(const opts *o)
 /* run                                                                 */
 /* ------------------------------------------------------------------ */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* RUN_ID as given, or decoded from hex (--hex). @return 0; 2 usage error. */
-static int parse_run_id(const opts *o, uint8_t *id, size_t *len)
-{
-	const char *s = o->arg[1];
-	size_t n = strlen(s);
-	if (!o->hex) {
-		if (n == 0 || n > CKR_RUN_ID_MAX)
-			return cli_usage_error("RUN_ID must be 1..64 bytes", s);
-		memcpy(id, s, n);
-		*len = n;
-		return 0;
-	}
-	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
-		return cli_usage_error("--hex RUN_ID must be 2..128 hex digits", s);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return cli_usage_error("bad hex in RUN_ID", s);
-		id[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static void json_blobs(json_w *w, const ckr_blob *b, size_t n, bool phases)
 {
 	json_arr(w);
@@ -1066,7 +1031,7 @@ static int cmd_run(const opts *o)
 	size_t id_len = 0;
 	ckr_store *st;
 	ckr_resume *rs;
-	int rc = parse_run_id(o, id, &id_len);
+	int rc = cli_run_id(o->arg[1], o->hex, id, &id_len);
 	if (rc)
 		return rc;
 	rc = store_open_ro(o->arg[0], &st);

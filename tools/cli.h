@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckring.h"
+
 #ifndef CLI_PROG
 #error "define CLI_PROG (the tool's name) before including cli.h"
 #endif
@@ -111,6 +113,41 @@ static inline bool cli_dur_ms(const char *s, uint64_t max_ms, uint64_t *out)
 		return false;
 	*out = v * mul;
 	return true;
+}
+
+/* n hex digits of h (n even) into out[n / 2]. @return false on a bad digit. */
+static inline bool cli_unhex(const char *h, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return false;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] << 4 | d : d);
+	}
+	return true;
+}
+
+/* A RUN_ID argument as given, or from hex (hex: the tools' --hex), into
+ * id[CKR_RUN_ID_MAX] (ckring.h). @return 0 and *len; 2 usage error (said). */
+static inline int cli_run_id(const char *s, bool hex, uint8_t *id, size_t *len)
+{
+	size_t n = strlen(s);
+	if (!hex) {
+		if (n == 0 || n > CKR_RUN_ID_MAX)
+			return cli_usage_error("RUN_ID must be 1..64 bytes", s);
+		memcpy(id, s, n);
+		*len = n;
+		return 0;
+	}
+	if (n == 0 || n % 2 || n / 2 > CKR_RUN_ID_MAX)
+		return cli_usage_error("--hex RUN_ID must be 2..128 hex digits", s);
+	if (!cli_unhex(s, n, id))
+		return cli_usage_error("bad hex in RUN_ID", s);
+	*len = n / 2;
+	return 0;
 }
 
 #endif /* CKR_TOOLS_CLI_H */
