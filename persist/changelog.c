@@ -328,13 +328,10 @@ int ckr_store_ship_register(ckr_store *s, ckr_log_info *out)
 	MDB_txn *txn;
 	uint64_t last, shipped;
 	bool found;
-	if (!s)
-		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	int rc = ckr_st_txn_begin(s, true, &txn);
+	int rc = ckr_st_may_write(s);
+	if (rc)
+		return rc;
+	rc = ckr_st_txn_begin(s, true, &txn);
 	if (rc)
 		return rc;
 	rc = get_u64(txn, s, &SHIPPED_KEY, &shipped, &found);
@@ -354,13 +351,10 @@ int ckr_store_ship_position(ckr_store *s, uint64_t shipped)
 {
 	MDB_txn *txn;
 	uint64_t old, last;
-	if (!s)
-		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	int rc = ckr_st_txn_begin(s, true, &txn);
+	int rc = ckr_st_may_write(s);
+	if (rc)
+		return rc;
+	rc = ckr_st_txn_begin(s, true, &txn);
 	if (rc)
 		return rc;
 	rc = get_u64(txn, s, &SHIPPED_KEY, &old, NULL);
@@ -432,14 +426,11 @@ int ckr_store_log_trim(ckr_store *s, size_t max)
 	MDB_txn *txn;
 	uint64_t limit, first;
 	size_t n = 0;
-	if (!s)
-		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
+	int rc = ckr_st_may_write(s);
+	if (rc)
+		return rc;
 	/* A read first: an idle store takes no write lock. */
-	int rc = ckr_st_txn_begin(s, false, &txn);
+	rc = ckr_st_txn_begin(s, false, &txn);
 	if (rc)
 		return rc;
 	rc = trim_limit(txn, s, &limit, &first);

@@ -377,6 +377,17 @@ bool ckr_st_owner_ended(MDB_txn *txn, const ckr_store *s, const ckr_rec *r,
 /* Per thread by nature: LMDB's one-write-transaction rule is per thread. */
 static _Thread_local bool thread_in_batch;
 
+int ckr_st_may_write(const ckr_store *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->read_only)
+		return -EROFS;
+	if (ckr_st_batch_mine(s))
+		return -EBUSY;
+	return 0;
+}
+
 bool ckr_st_batch_mine(const ckr_store *s)
 {
 	(void)s;

@@ -46,17 +46,6 @@ static bool id_ok(const void *id, size_t id_len)
 	return id && id_len > 0 && id_len <= CKR_RUN_ID_MAX;
 }
 
-/* Checks every write action makes before its transaction. */
-static int may_write(ckr_store *s)
-{
-	if (!s)
-		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	return 0;
-}
 
 static int random_nonce(uint64_t *n)
 {
@@ -93,7 +82,7 @@ static int ended_identity(MDB_txn *txn, const ckr_store *s, uint64_t token,
 static int in_write_txn(ckr_store *s, int (*fn)(MDB_txn *, ckr_store *, void *),
 			void *ctx)
 {
-	int rc = may_write(s);
+	int rc = ckr_st_may_write(s);
 	for (int tries = 0; rc == 0; tries++) {
 		MDB_txn *txn;
 		rc = ckr_st_txn_begin(s, true, &txn);

@@ -222,6 +222,11 @@ void ckr_st_owner_key(uint8_t out[16], const ckr_identity *id);
 bool ckr_st_batch_mine(const ckr_store *s);
 void ckr_st_batch_mark(bool open);
 
+/* The checks every write action makes before its own write transaction.
+ * @return 0; -EINVAL s is NULL; -EROFS a read-only store; -EBUSY this
+ * thread holds a batch open. */
+int ckr_st_may_write(const ckr_store *s);
+
 /* Begin a transaction under the map lock (taken shared), adopting a map
  * grown by another process. @return 0; -EROFS write on a read-only store;
  * -ENOMEM; -EAGAIN reader table full; -EIO. On failure the lock is not held. */

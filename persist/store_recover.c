@@ -519,11 +519,9 @@ static bool is_refusal(int rc)
 /* The claimer's identity and a first writer id. @return 0 or -errno. */
 static int claim_prepare(ckr_store *s, ckr_identity *self, uint64_t *writer)
 {
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	int rc = ckr_proc_self_identity(self);
+	int rc = ckr_st_may_write(s);
+	if (rc == 0)
+		rc = ckr_proc_self_identity(self);
 	return rc ? rc : claim_writer(writer);
 }
 
@@ -964,14 +962,9 @@ int ckr_store_prune(ckr_store *s, uint32_t completed_age_s, uint32_t failed_age_
 	ckr_buf rec = { 0 }, tmp = { 0 };
 	idlist l = { 0 };
 	MDB_txn *txn;
-	int rc;
-
-	if (!s)
-		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
+	int rc = ckr_st_may_write(s);
+	if (rc)
+		return rc;
 	if (!completed_age_s && !failed_age_s)
 		return 0;
 	rc = ckr_st_txn_begin(s, true, &txn);

@@ -459,11 +459,9 @@ int ckr_store_mark_moved(ckr_store *s, const void *id, size_t id_len, const char
 	ckr_rec r;
 	if (!s || !id || id_len == 0 || id_len > CKR_RUN_ID_MAX || !host)
 		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	int rc = ckr_st_txn_begin(s, true, &txn);
+	int rc = ckr_st_may_write(s);
+	if (rc == 0)
+		rc = ckr_st_txn_begin(s, true, &txn);
 	if (rc)
 		return rc;
 	rc = ckr_st_rec_get(txn, s, id, id_len, &r, &rec);
@@ -567,11 +565,9 @@ int ckr_store_adopt(ckr_store *s, const ckr_adopt *im, ckr_claim *out)
 	if (!s || !im || !out || !im->id || im->id_len == 0 ||
 	    im->id_len > CKR_RUN_ID_MAX || im->incarnation == 0 || !im->rows)
 		return -EINVAL;
-	if (s->read_only)
-		return -EROFS;
-	if (ckr_st_batch_mine(s))
-		return -EBUSY;
-	int rc = check_rows(im, &begin);
+	int rc = ckr_st_may_write(s);
+	if (rc == 0)
+		rc = check_rows(im, &begin);
 	if (rc == 0)
 		rc = ckr_proc_self_identity(&self);
 	do {
