@@ -164,49 +164,6 @@ static int scan(ckr_store *s, const ckr_prune_pos *pos, step *st)
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ckr_st_err(rc);
 }
 
-/* Delete the run's rows in db while *budget lasts; *more: rows remain. */
-static int delete_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
-		       const uint8_t *id, size_t id_len, uint32_t *budget,
-		       uint64_t *deleted, uint64_t *bytes, bool *more)
-{
-	uint8_t kb[1 + CKR_RUN_ID_MAX];
-	size_t kn = 1 + id_len;
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, s->dbi[db], &c);
-
-	if (rc)
-		return ckr_st_err(rc);
-	kb[0] = (uint8_t)id_len;
-	memcpy(kb + 1, id, id_len);
-	*more = false;
-	for (;;) {
-		/* Seek afresh after each delete (as ckr_st_delete_run_rows). */
-		k.mv_data = kb;
-		k.mv_size = kn;
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND ||
-		    (rc == 0 && (k.mv_size <= kn || memcmp(k.mv_data, kb, kn)))) {
-			rc = 0;
-			break;
-		}
-		if (rc)
-			break;
-		if (*budget == 0) {
-			*more = true;
-			break;
-		}
-		*bytes += v.mv_size;
-		rc = mdb_cursor_del(c, 0);
-		if (rc)
-			break;
-		(*deleted)++;
-		(*budget)--;
-	}
-	mdb_cursor_close(c);
-	return ckr_st_err(rc);
-}
-
 static uint64_t sub_sat(uint64_t a, uint64_t b)
 {
 	return b < a ? a - b : 0;
@@ -218,12 +175,12 @@ static int prune_run(MDB_txn *txn, const ckr_store *s, const cand *cd, ckr_rec *
 {
 	uint64_t bytes = 0, scratch = 0;
 	bool more = false;
-	int rc = delete_rows(txn, s, CKR_DB_EVENTS, cd->id, cd->id_len, budget,
-			     &p->events, &bytes, &more);
+	int rc = ckr_st_delete_run_rows_some(txn, s, CKR_DB_EVENTS, cd->id, cd->id_len,
+					     budget, &p->events, &bytes, &more);
 
 	if (rc == 0 && !more)
-		rc = delete_rows(txn, s, CKR_DB_SET_ASIDE, cd->id, cd->id_len, budget,
-				 &p->set_aside, &scratch, &more);
+		rc = ckr_st_delete_run_rows_some(txn, s, CKR_DB_SET_ASIDE, cd->id, cd->id_len,
+						 budget, &p->set_aside, &scratch, &more);
 	if (rc)
 		return rc;
 	p->done = !more;

@@ -241,8 +241,9 @@ size_t ckr_st_aside_key(uint8_t out[CKR_ASIDE_KEY_MAX], const uint8_t *id,
 	return 1 + id_len + 12;
 }
 
-int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
-			   const uint8_t *id, size_t id_len)
+int ckr_st_delete_run_rows_some(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
+				const uint8_t *id, size_t id_len, uint32_t *budget,
+				uint64_t *deleted, uint64_t *bytes, bool *more)
 {
 	uint8_t kb[1 + CKR_RUN_ID_MAX];
 	size_t kn = 1 + id_len;
@@ -254,6 +255,7 @@ int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
 		return ckr_st_err(rc);
 	kb[0] = (uint8_t)id_len;
 	memcpy(kb + 1, id, id_len);
+	*more = false;
 	/* Seek afresh after each delete: simple, and immune to how a cursor
 	 * is positioned after mdb_cursor_del(). Keys of the run start with
 	 * u8 id_len | id and are longer than that prefix. */
@@ -266,13 +268,35 @@ int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
 			rc = 0;
 			break;
 		}
-		if (rc == 0)
-			rc = mdb_cursor_del(c, 0);
 		if (rc)
 			break;
+		if (*budget == 0) {
+			*more = true;
+			break;
+		}
+		*bytes += v.mv_size;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+		(*deleted)++;
+		(*budget)--;
 	}
 	mdb_cursor_close(c);
 	return ckr_st_err(rc);
+}
+
+int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
+			   const uint8_t *id, size_t id_len)
+{
+	uint64_t deleted = 0, bytes = 0;
+	bool more;
+	int rc;
+	do {
+		uint32_t budget = UINT32_MAX;
+		rc = ckr_st_delete_run_rows_some(txn, s, db, id, id_len, &budget, &deleted,
+						 &bytes, &more);
+	} while (rc == 0 && more);
+	return rc;
 }
 
 bool ckr_st_event_exists(MDB_txn *txn, const ckr_store *s, const uint8_t *id,

@@ -172,6 +172,12 @@ size_t ckr_st_aside_key(uint8_t out[CKR_ASIDE_KEY_MAX], const uint8_t *id,
 int ckr_st_delete_run_rows(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
 			   const uint8_t *id, size_t id_len);
 
+/* The same, at most *budget rows (decremented per row): *more says rows
+ * remain; *deleted and *bytes (value bytes) grow by what went. */
+int ckr_st_delete_run_rows_some(MDB_txn *txn, const ckr_store *s, enum ckr_db db,
+				const uint8_t *id, size_t id_len, uint32_t *budget,
+				uint64_t *deleted, uint64_t *bytes, bool *more);
+
 /* Does the row (id, seq) exist in `events`? Errors count as absent. */
 bool ckr_st_event_exists(MDB_txn *txn, const ckr_store *s, const uint8_t *id,
 			 size_t id_len, uint64_t seq);
